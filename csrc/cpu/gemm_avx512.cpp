@@ -1,0 +1,189 @@
+// AVX-512 GEMM micro-kernels (fp32, fp64, bf16 -> fp32) and their entry points.
+// Compiled with -mavx512f/bw/vl/dq/bf16; only called when cpu_features says the CPU has them.
+//
+// Tiles (rows x columns of C): fp32 12x32, fp64 12x16, bf16 12x32 (k in pairs). 24 accumulator
+// registers + 2 for B + 1 broadcast fits the 32 zmm registers, and 24 independent FMA chains
+// cover Zen 4's 4-cycle FMA latency at one 512-bit FMA per cycle (two 256-bit pipes).
+// Blocking: A micro-panel 12 x KC in L1 (KC 384 -> 18 KiB fp32), B block KC x NC in L2
+// (384 x 512 x 4 = 768 KiB of the 1 MiB L2). See benchmarks/NOTES.md for the tuning runs.
+#include <immintrin.h>
+
+#include "cpu/gemm.h"
+#include "cpu/gemm_driver.h"
+
+namespace bm {
+namespace avx512 {
+namespace {
+
+template <int NV>
+inline __mmask16 lane_mask(int n, int v) {
+  int left = n - 16 * v;
+  return left >= 16 ? __mmask16(0xffff) : left <= 0 ? __mmask16(0) : __mmask16((1u << left) - 1);
+}
+
+// Writes acc (MR rows x 2 vectors of 16 floats) to C: masked columns, first m rows.
+template <int MR>
+inline void store_f32(__m512 (&acc)[MR][2], float* c, int64_t rs_c, int64_t cs_c, int m, int n,
+                      float alpha, float beta) {
+  if (cs_c == 1) {
+    const __mmask16 k0 = lane_mask<2>(n, 0), k1 = lane_mask<2>(n, 1);
+    const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+    for (int i = 0; i < m; ++i) {
+      float* row = c + i * rs_c;
+      __m512 r0 = _mm512_mul_ps(acc[i][0], va), r1 = _mm512_mul_ps(acc[i][1], va);
+      if (beta != 0.f) {
+        r0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(k0, row), vb, r0);
+        r1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(k1, row + 16), vb, r1);
+      }
+      _mm512_mask_storeu_ps(row, k0, r0);
+      _mm512_mask_storeu_ps(row + 16, k1, r1);
+    }
+  } else {
+    alignas(64) float tile[MR * 32];
+    for (int i = 0; i < MR; ++i) {
+      _mm512_store_ps(tile + i * 32, acc[i][0]);
+      _mm512_store_ps(tile + i * 32 + 16, acc[i][1]);
+    }
+    gemm_detail::store_tile_generic(tile, 32, c, rs_c, cs_c, m, n, alpha, beta);
+  }
+}
+
+struct KernF32 {
+  using TP = float;
+  using TC = float;
+  static constexpr int MR = 12, NR = 32, KU = 1;
+  static constexpr int64_t KC = 384, NC = 512;
+  static void ukr(int64_t ks, const float* a, const float* b, float* c, int64_t rs_c,
+                  int64_t cs_c, int m, int n, float alpha, float beta) {
+    __m512 acc[MR][2];
+#pragma GCC unroll 12
+    for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+    for (int64_t k = 0; k < ks; ++k) {
+      const __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+      _mm_prefetch(reinterpret_cast<const char*>(b + 8 * NR), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(b + 8 * NR + 16), _MM_HINT_T0);
+#pragma GCC unroll 12
+      for (int i = 0; i < MR; ++i) {
+        const __m512 ai = _mm512_set1_ps(a[i]);
+        acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
+        acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
+      }
+      a += MR;
+      b += NR;
+    }
+    store_f32<MR>(acc, c, rs_c, cs_c, m, n, alpha, beta);
+  }
+};
+
+// bf16: packed A holds, per k pair, MR (a[i,k], a[i,k+1]) pairs as 32-bit words; packed B holds,
+// per k pair, NR (b[k,j], b[k+1,j]) pairs = two zmm of 32 bf16. vdpbf16ps adds both products.
+struct KernBF16 {
+  using TP = uint16_t;
+  using TC = float;
+  static constexpr int MR = 12, NR = 32, KU = 2;
+  static constexpr int64_t KC = 768, NC = 512;
+  static void ukr(int64_t ks, const uint16_t* a, const uint16_t* b, float* c, int64_t rs_c,
+                  int64_t cs_c, int m, int n, float alpha, float beta) {
+    __m512 acc[MR][2];
+#pragma GCC unroll 12
+    for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+    const int32_t* a32 = reinterpret_cast<const int32_t*>(a);
+    for (int64_t k = 0; k < ks; ++k) {
+      const __m512bh b0 = (__m512bh)_mm512_load_si512(b);
+      const __m512bh b1 = (__m512bh)_mm512_load_si512(b + 32);
+      _mm_prefetch(reinterpret_cast<const char*>(b + 16 * NR), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(b + 16 * NR + 32), _MM_HINT_T0);
+#pragma GCC unroll 12
+      for (int i = 0; i < MR; ++i) {
+        const __m512bh ai = (__m512bh)_mm512_set1_epi32(a32[i]);
+        acc[i][0] = _mm512_dpbf16_ps(acc[i][0], ai, b0);
+        acc[i][1] = _mm512_dpbf16_ps(acc[i][1], ai, b1);
+      }
+      a32 += MR;
+      b += NR * 2;
+    }
+    store_f32<MR>(acc, c, rs_c, cs_c, m, n, alpha, beta);
+  }
+};
+
+struct KernF64 {
+  using TP = double;
+  using TC = double;
+  static constexpr int MR = 12, NR = 16, KU = 1;
+  static constexpr int64_t KC = 256, NC = 384;
+  static void ukr(int64_t ks, const double* a, const double* b, double* c, int64_t rs_c,
+                  int64_t cs_c, int m, int n, double alpha, double beta) {
+    __m512d acc[MR][2];
+#pragma GCC unroll 12
+    for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_pd();
+    for (int64_t k = 0; k < ks; ++k) {
+      const __m512d b0 = _mm512_load_pd(b), b1 = _mm512_load_pd(b + 8);
+#pragma GCC unroll 12
+      for (int i = 0; i < MR; ++i) {
+        const __m512d ai = _mm512_set1_pd(a[i]);
+        acc[i][0] = _mm512_fmadd_pd(ai, b0, acc[i][0]);
+        acc[i][1] = _mm512_fmadd_pd(ai, b1, acc[i][1]);
+      }
+      a += MR;
+      b += NR;
+    }
+    if (cs_c == 1) {
+      auto mask = [n](int v) {
+        int left = n - 8 * v;
+        return left >= 8 ? __mmask8(0xff) : left <= 0 ? __mmask8(0) : __mmask8((1u << left) - 1);
+      };
+      const __mmask8 k0 = mask(0), k1 = mask(1);
+      const __m512d va = _mm512_set1_pd(alpha), vb = _mm512_set1_pd(beta);
+      for (int i = 0; i < m; ++i) {
+        double* row = c + i * rs_c;
+        __m512d r0 = _mm512_mul_pd(acc[i][0], va), r1 = _mm512_mul_pd(acc[i][1], va);
+        if (beta != 0.0) {
+          r0 = _mm512_fmadd_pd(_mm512_maskz_loadu_pd(k0, row), vb, r0);
+          r1 = _mm512_fmadd_pd(_mm512_maskz_loadu_pd(k1, row + 8), vb, r1);
+        }
+        _mm512_mask_storeu_pd(row, k0, r0);
+        _mm512_mask_storeu_pd(row + 8, k1, r1);
+      }
+    } else {
+      alignas(64) double tile[MR * 16];
+      for (int i = 0; i < MR; ++i) {
+        _mm512_store_pd(tile + i * 16, acc[i][0]);
+        _mm512_store_pd(tile + i * 16 + 8, acc[i][1]);
+      }
+      gemm_detail::store_tile_generic(tile, 16, c, rs_c, cs_c, m, n, alpha, beta);
+    }
+  }
+};
+
+}  // namespace
+
+void sgemm(int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t rs_a,
+           int64_t cs_a, const float* B, int64_t rs_b, int64_t cs_b, float beta, float* C,
+           int64_t rs_c, int64_t cs_c, int nt) {
+  gemm_detail::gemm_driver<KernF32>(M, N, K, alpha, A, rs_a, cs_a, B, rs_b, cs_b, beta, C, rs_c,
+                                    cs_c, nt);
+}
+
+void dgemm(int64_t M, int64_t N, int64_t K, double alpha, const double* A, int64_t rs_a,
+           int64_t cs_a, const double* B, int64_t rs_b, int64_t cs_b, double beta, double* C,
+           int64_t rs_c, int64_t cs_c, int nt) {
+  gemm_detail::gemm_driver<KernF64>(M, N, K, alpha, A, rs_a, cs_a, B, rs_b, cs_b, beta, C, rs_c,
+                                    cs_c, nt);
+}
+
+void sgemm_bf16(int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t rs_a,
+                int64_t cs_a, const float* B, int64_t rs_b, int64_t cs_b, float beta, float* C,
+                int64_t rs_c, int64_t cs_c, int nt) {
+  gemm_detail::gemm_driver<KernBF16>(M, N, K, alpha, A, rs_a, cs_a, B, rs_b, cs_b, beta, C, rs_c,
+                                     cs_c, nt);
+}
+
+void sgemm_bf16in(int64_t M, int64_t N, int64_t K, float alpha, const uint16_t* A, int64_t rs_a,
+                  int64_t cs_a, const uint16_t* B, int64_t rs_b, int64_t cs_b, float beta,
+                  float* C, int64_t rs_c, int64_t cs_c, int nt) {
+  gemm_detail::gemm_driver<KernBF16>(M, N, K, alpha, A, rs_a, cs_a, B, rs_b, cs_b, beta, C, rs_c,
+                                     cs_c, nt);
+}
+
+}  // namespace avx512
+}  // namespace bm
