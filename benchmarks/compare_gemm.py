@@ -1,0 +1,36 @@
+"""GEMM rows for compare.py: ours (fp32 and bf16) beside NumPy/OpenBLAS in the same run."""
+from __future__ import annotations
+
+import numpy as np
+
+import bigmodel
+from bigmodel import _core
+from timing import interleaved
+
+SQUARE = [256, 512, 1024, 2048, 4096]
+LAYERS = [(64, 784, 128), (4096, 1024, 64), (64, 4096, 4096)]  # (M, K, N) as in BENCHMARKS.md
+
+
+def rows(quick: bool = False):
+    rng = np.random.default_rng(0)
+    out = []
+    shapes = [(n, n, n) for n in (SQUARE[:4] if quick else SQUARE)] + LAYERS
+    for M, K, N in shapes:
+        a = rng.standard_normal((M, K), dtype=np.float32)
+        b = rng.standard_normal((K, N), dtype=np.float32)
+        c = np.empty((M, N), np.float32)
+        fns = {"ours": lambda: bigmodel.ops.matmul(a, b, out=c),
+               "numpy": lambda: np.matmul(a, b, out=c)}
+        if _core.bf16_available():
+            fns["ours_bf16"] = lambda: bigmodel.ops.gemm(a, b, out=c, precision="bf16")
+        big = M * N * K >= 2048 ** 3
+        t = interleaved(fns, reps=3 if big else 5, rounds=2 if big else 3)
+        flop = 2.0 * M * N * K
+        name = f"SGEMM {M}x{K}x{N}" if not (M == N == K) else f"SGEMM {M}³"
+        out.append(dict(workload=name, ours_ms=t["ours"] * 1e3, anchor="NumPy (OpenBLAS)",
+                        anchor_ms=t["numpy"] * 1e3, flop=flop))
+        if "ours_bf16" in t:
+            out.append(dict(workload=name + " bf16", ours_ms=t["ours_bf16"] * 1e3,
+                            anchor="NumPy fp32", anchor_ms=t["numpy"] * 1e3, flop=flop,
+                            note=f"{t['ours'] / t['ours_bf16']:.2f}x our fp32"))
+    return out

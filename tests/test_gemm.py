@@ -1,0 +1,285 @@
+"""GEMM: ops.gemm / ops.matmul against the float64 NumPy reference, on every ISA path."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+import bigmodel
+from bigmodel import _core, ops, reference
+from conftest import rel_err
+
+TOL = {np.float32: 1e-5, np.float64: 1e-12}
+
+# (M, N, K): ones, primes, non-multiples of every tile (MR 4/6/12, NR 8/16/32, KC 256/384/768,
+# NC 512/1024), a K crossing the KC block boundary, and the layer shapes.
+SHAPES = [
+    (1, 1, 1), (1, 7, 3), (5, 1, 9), (2, 3, 1), (13, 37, 29), (31, 17, 61), (12, 32, 8),
+    (97, 101, 103), (100, 7, 300), (6, 16, 770), (64, 784, 128), (129, 513, 385),
+    (257, 1025, 97), (3, 1030, 5),
+]
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+def test_matmul_matches_reference(isa, rng, shape, dtype):
+    M, N, K = shape
+    a = rng.standard_normal((M, K)).astype(dtype)
+    b = rng.standard_normal((K, N)).astype(dtype)
+    got = ops.matmul(a, b)
+    assert got.dtype == dtype and got.shape == (M, N)
+    assert rel_err(got, reference.matmul(a, b)) <= TOL[dtype]
+
+
+@pytest.mark.parametrize("trans_a", [False, True])
+@pytest.mark.parametrize("trans_b", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+def test_gemm_transposes_alpha_beta(isa, rng, trans_a, trans_b, dtype):
+    M, N, K = 45, 67, 89
+    a = rng.standard_normal((K, M) if trans_a else (M, K)).astype(dtype)
+    b = rng.standard_normal((N, K) if trans_b else (K, N)).astype(dtype)
+    c = rng.standard_normal((M, N)).astype(dtype)
+    got = ops.gemm(a, b, c, alpha=-0.7, beta=1.3, trans_a=trans_a, trans_b=trans_b)
+    ref = reference.gemm(a, b, c, alpha=-0.7, beta=1.3, trans_a=trans_a, trans_b=trans_b)
+    assert rel_err(got, ref) <= TOL[dtype]
+
+
+def test_strided_and_negative_views_without_copy(rng):
+    big = rng.standard_normal((90, 120)).astype(np.float32)
+    a = big[::3, 5:65:2]          # (30, 30) with row stride 360, col stride 2
+    b = big[::-2, ::-3][:30, :17]  # negative strides
+    assert not a.flags.c_contiguous and b.strides[0] < 0
+    assert rel_err(ops.matmul(a, b), reference.matmul(a, b)) <= 1e-5
+    # Fortran-ordered inputs are transposed views of C-ordered ones.
+    af, bf = np.asfortranarray(a), np.asfortranarray(b)
+    assert rel_err(ops.matmul(af, bf), reference.matmul(a, b)) <= 1e-5
+
+
+def test_strided_out_and_in_place_beta(rng):
+    a = rng.standard_normal((20, 30)).astype(np.float32)
+    b = rng.standard_normal((30, 40)).astype(np.float32)
+    store = rng.standard_normal((40, 80)).astype(np.float32)
+    out = store.T[::2, :20].T      # (20, 40), non-contiguous
+    c0 = out.copy()
+    res = ops.gemm(a, b, out, alpha=2.0, beta=0.5, out=out)
+    assert res is out
+    assert rel_err(out, reference.gemm(a, b, c0, alpha=2.0, beta=0.5)) <= 1e-5
+
+
+def test_beta_zero_ignores_nan_in_out(rng):
+    a = rng.standard_normal((8, 9)).astype(np.float32)
+    b = rng.standard_normal((9, 10)).astype(np.float32)
+    out = np.full((8, 10), np.nan, np.float32)
+    ops.gemm(a, b, out=out)
+    assert np.isfinite(out).all()
+    assert rel_err(out, reference.matmul(a, b)) <= 1e-5
+
+
+def test_out_aliasing_an_input(rng):
+    a = rng.standard_normal((16, 16)).astype(np.float32)
+    b = rng.standard_normal((16, 16)).astype(np.float32)
+    ref = reference.matmul(a, b)
+    ops.matmul(a, b, out=a)        # written only after the product is complete
+    assert rel_err(a, ref) <= 1e-5
+
+
+@pytest.mark.parametrize("shapes", [((4, 13, 7), (4, 7, 11)), ((1, 13, 7), (5, 7, 11)),
+                                    ((13, 7), (6, 7, 11)), ((3, 13, 7), (7, 11)),
+                                    ((64, 2, 3), (64, 3, 5))])
+def test_batched_broadcast(isa, rng, shapes):
+    a = rng.standard_normal(shapes[0]).astype(np.float32)
+    b = rng.standard_normal(shapes[1]).astype(np.float32)
+    got = ops.matmul(a, b)
+    ref = reference.matmul(a, b)
+    assert got.shape == ref.shape
+    assert rel_err(got, ref) <= 1e-5
+
+
+def test_batched_with_c_broadcast(rng):
+    a = rng.standard_normal((3, 5, 6))
+    b = rng.standard_normal((3, 6, 4))
+    c = rng.standard_normal((4,))   # broadcasts along batch and rows, like a bias
+    got = ops.gemm(a, b, c, beta=1.0)
+    assert rel_err(got, reference.gemm(a, b, c, beta=1.0)) <= 1e-12
+
+
+@pytest.mark.parametrize("shape", [(0, 5, 3), (4, 0, 3), (4, 5, 0)])
+def test_zero_size(rng, shape):
+    M, N, K = shape
+    a = rng.standard_normal((M, K)).astype(np.float32)
+    b = rng.standard_normal((K, N)).astype(np.float32)
+    got = ops.matmul(a, b)
+    assert got.shape == (M, N)
+    np.testing.assert_array_equal(got, np.zeros((M, N), np.float32))
+    c = rng.standard_normal((M, N)).astype(np.float32)
+    np.testing.assert_allclose(ops.gemm(a, b, c, beta=2.0), 2.0 * c, rtol=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 2), (7, 33, 65), (64, 784, 128), (130, 260, 1000)])
+def test_bf16_matches_rounded_reference(rng, shape):
+    if not _core.bf16_available():
+        pytest.skip("CPU has no AVX512_BF16")
+    M, N, K = shape
+    a = rng.standard_normal((M, K)).astype(np.float32)
+    b = rng.standard_normal((K, N)).astype(np.float32)
+    got = ops.gemm(a, b, precision="bf16")
+    # Against the product of the bf16-rounded inputs the only error is fp32 accumulation.
+    ar = (_core.bf16_round(a).astype(np.uint32) << 16).view(np.float32)
+    br = (_core.bf16_round(b).astype(np.uint32) << 16).view(np.float32)
+    assert rel_err(got, reference.matmul(ar, br)) <= 1e-5
+    assert rel_err(got, reference.matmul(a, b)) <= 1e-2
+
+
+def test_bf16_rounding_is_nearest_even():
+    x = np.array([1.0, 1.00390625, 1.005859375, -2.5, np.inf, -np.inf], np.float32)
+    bits = _core.bf16_round(x)
+    back = (bits.astype(np.uint32) << 16).view(np.float32)
+    np.testing.assert_array_equal(back, [1.0, 1.0, 1.0078125, -2.5, np.inf, -np.inf])
+    assert np.isnan((_core.bf16_round(np.array([np.nan], np.float32)).astype(np.uint32) << 16)
+                    .view(np.float32)).all()
+
+
+def test_threads_setting_and_concurrent_callers(rng):
+    a = rng.standard_normal((150, 170)).astype(np.float32)
+    b = rng.standard_normal((170, 190)).astype(np.float32)
+    serial = ops.matmul(a, b)
+    before = bigmodel.get_num_threads()
+    results, errors = [None] * 8, []
+
+    def work(i):
+        try:
+            for _ in range(5):
+                results[i] = ops.matmul(a, b)
+                if i == 0:
+                    bigmodel.set_num_threads(1 + (_ % 2))
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    bigmodel.set_num_threads(before)
+    assert not errors
+    for r in results:
+        assert rel_err(r, serial) <= 1e-6
+
+
+def test_every_isa_agrees(rng):
+    a = rng.standard_normal((77, 91)).astype(np.float32)
+    b = rng.standard_normal((91, 55)).astype(np.float32)
+    before = _core.isa()
+    outs = []
+    try:
+        from conftest import ISAS
+        for name in ISAS:
+            _core.set_isa(name)
+            outs.append(ops.matmul(a, b))
+    finally:
+        _core.set_isa(before)
+    for o in outs[1:]:
+        assert rel_err(o, outs[0]) <= 1e-6
+
+
+def test_isa_env_forces_lower_path():
+    code = "import bigmodel; print(bigmodel.info()['isa'])"
+    for want in ("portable", "avx2"):
+        from conftest import ISAS
+        if want not in ISAS:
+            continue
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             env={**__import__("os").environ, "BIGMODEL_ISA": want}, check=True)
+        assert out.stdout.strip() == want
+
+
+# ---- bad input --------------------------------------------------------------------------------
+
+def test_bad_inner_dimensions():
+    with pytest.raises(ValueError, match=r"inner dimensions.*a.shape=\(3, 4\).*b.shape=\(5, 6\)"):
+        ops.matmul(np.ones((3, 4), np.float32), np.ones((5, 6), np.float32))
+
+
+def test_bad_ndim():
+    with pytest.raises(ValueError, match=r"a must be 2-D or 3-D.*\(3,\)"):
+        ops.matmul(np.ones(3, np.float32), np.ones((3, 2), np.float32))
+    with pytest.raises(ValueError, match="b must be 2-D or 3-D"):
+        ops.matmul(np.ones((3, 2), np.float32), np.ones((1, 1, 2, 2), np.float32))
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int64, object, bool, np.float16, np.complex64])
+def test_bad_dtype(dtype):
+    a = np.ones((3, 3), dtype=dtype)
+    with pytest.raises(TypeError, match="a must be float32 or float64"):
+        ops.matmul(a, np.ones((3, 3), np.float32))
+
+
+def test_mixed_dtypes():
+    with pytest.raises(TypeError, match="same dtype"):
+        ops.matmul(np.ones((2, 2), np.float32), np.ones((2, 2), np.float64))
+
+
+def test_bad_out():
+    a, b = np.ones((3, 4), np.float32), np.ones((4, 5), np.float32)
+    with pytest.raises(ValueError, match=r"out.shape=\(3, 4\), expected \(3, 5\)"):
+        ops.matmul(a, b, out=np.empty((3, 4), np.float32))
+    with pytest.raises(TypeError, match="out must have dtype float32"):
+        ops.matmul(a, b, out=np.empty((3, 5), np.float64))
+    ro = np.empty((3, 5), np.float32)
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        ops.matmul(a, b, out=ro)
+
+
+def test_bad_batch_and_c():
+    with pytest.raises(ValueError, match="batch dimensions do not broadcast"):
+        ops.matmul(np.ones((2, 3, 4), np.float32), np.ones((3, 4, 5), np.float32))
+    with pytest.raises(ValueError, match=r"c.shape=\(2, 2\) does not broadcast"):
+        ops.gemm(np.ones((3, 4), np.float32), np.ones((4, 5), np.float32),
+                 np.ones((2, 2), np.float32), beta=1.0)
+
+
+def test_bad_non_array_and_precision():
+    with pytest.raises(TypeError, match="a must be a numpy.ndarray"):
+        ops.matmul([[1.0]], np.ones((1, 1), np.float32))
+    with pytest.raises(ValueError, match="precision"):
+        ops.gemm(np.ones((2, 2), np.float32), np.ones((2, 2), np.float32), precision="fp8")
+    with pytest.raises(TypeError, match="alpha"):
+        ops.gemm(np.ones((2, 2), np.float32), np.ones((2, 2), np.float32), alpha="2")
+
+
+def test_native_checks_again():
+    # The binding re-checks what ops/ validated: called directly with bad shapes it raises.
+    with pytest.raises(ValueError, match="inner dimensions"):
+        _core.gemm(np.ones((1, 2, 3), np.float32), np.ones((1, 4, 2), np.float32),
+                   np.ones((1, 2, 2), np.float32))
+    with pytest.raises(TypeError):
+        _core.gemm(np.ones((1, 2, 3), np.int32), np.ones((1, 3, 2), np.int32),
+                   np.ones((1, 2, 2), np.int32))
+
+
+def test_set_num_threads_validation():
+    with pytest.raises(ValueError):
+        bigmodel.set_num_threads(0)
+    with pytest.raises(TypeError):
+        bigmodel.set_num_threads(1.5)
+
+
+def test_info_fields():
+    info = bigmodel.info()
+    assert info["isa"] in ("avx512", "avx2", "portable")
+    assert info["threads"] >= 1
+    assert isinstance(info["cuda_built"], bool) and isinstance(info["gpu_present"], bool)
+
+
+def test_numpy_mixed_with_cupy_is_rejected():
+    class FakeCupyArray:  # stands in for cupy.ndarray: detection is by module, before any import
+        __module__ = "cupy._core.core"
+        dtype = np.dtype(np.float32)
+        ndim = 2
+        shape = (2, 2)
+    with pytest.raises(ValueError, match="different devices: a on CPU.*b on GPU"):
+        ops.matmul(np.ones((2, 2), np.float32), FakeCupyArray())
