@@ -48,28 +48,59 @@ inline void store_f32(__m512 (&acc)[MR][2], float* c, int64_t rs_c, int64_t cs_c
   }
 }
 
+// Starts the C tile's cache lines on their way while the k loop runs.
+template <typename T>
+inline void prefetch_c(const T* c, int64_t rs_c, int64_t cs_c, int m) {
+  if (cs_c != 1) return;
+  for (int i = 0; i < m; ++i) {
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * rs_c), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * rs_c) + 64, _MM_HINT_T0);
+  }
+}
+
+// fp32 12x32. DA: A rows read in place (a[i*lda + k], rows >= m clamped to the last valid one);
+// otherwise a packed micro-panel. DB: B rows read in place (b[k*ldb + j], columns >= n masked);
+// otherwise a packed, aligned micro-panel (ldb == NR).
 struct KernF32 {
   using TP = float;
   using TC = float;
   static constexpr int MR = 12, NR = 32, KU = 1;
   static constexpr int64_t KC = 384, NC = 512;
-  static void ukr(int64_t ks, const float* a, const float* b, float* c, int64_t rs_c,
-                  int64_t cs_c, int m, int n, float alpha, float beta) {
+  static constexpr bool kDirect = true;
+  static constexpr int64_t kSmallM = 96, kDirectAMaxN = 256;
+  template <bool DA, bool DB>
+  static void ukr(int64_t ks, const float* a, int64_t lda, const float* b, int64_t ldb, float* c,
+                  int64_t rs_c, int64_t cs_c, int m, int n, float alpha, float beta) {
+    prefetch_c(c, rs_c, cs_c, m);
     __m512 acc[MR][2];
 #pragma GCC unroll 12
     for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+    const float* ar[MR];
+    if constexpr (DA) {
+#pragma GCC unroll 12
+      for (int i = 0; i < MR; ++i) ar[i] = a + (i < m ? i : m - 1) * lda;
+    }
+    const __mmask16 k0 = DB ? lane_mask<2>(n, 0) : __mmask16(0xffff);
+    const __mmask16 k1 = DB ? lane_mask<2>(n, 1) : __mmask16(0xffff);
     for (int64_t k = 0; k < ks; ++k) {
-      const __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
-      _mm_prefetch(reinterpret_cast<const char*>(b + 8 * NR), _MM_HINT_T0);
-      _mm_prefetch(reinterpret_cast<const char*>(b + 8 * NR + 16), _MM_HINT_T0);
+      __m512 b0, b1;
+      if constexpr (DB) {
+        b0 = _mm512_maskz_loadu_ps(k0, b);
+        b1 = _mm512_maskz_loadu_ps(k1, b + 16);
+      } else {
+        b0 = _mm512_load_ps(b);
+        b1 = _mm512_load_ps(b + 16);
+        _mm_prefetch(reinterpret_cast<const char*>(b + 8 * NR), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(b + 8 * NR + 16), _MM_HINT_T0);
+      }
 #pragma GCC unroll 12
       for (int i = 0; i < MR; ++i) {
-        const __m512 ai = _mm512_set1_ps(a[i]);
+        const __m512 ai = _mm512_set1_ps(DA ? ar[i][k] : a[i]);
         acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
         acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
       }
-      a += MR;
-      b += NR;
+      if constexpr (!DA) a += MR;
+      b += ldb;
     }
     store_f32<MR>(acc, c, rs_c, cs_c, m, n, alpha, beta);
   }
@@ -82,6 +113,8 @@ struct KernBF16 {
   using TC = float;
   static constexpr int MR = 12, NR = 32, KU = 2;
   static constexpr int64_t KC = 768, NC = 512;
+  static constexpr bool kDirect = false;
+  static constexpr int64_t kSmallM = 96, kDirectAMaxN = 0;
   static void ukr(int64_t ks, const uint16_t* a, const uint16_t* b, float* c, int64_t rs_c,
                   int64_t cs_c, int m, int n, float alpha, float beta) {
     __m512 acc[MR][2];
@@ -111,28 +144,44 @@ struct KernF64 {
   using TC = double;
   static constexpr int MR = 12, NR = 16, KU = 1;
   static constexpr int64_t KC = 256, NC = 384;
-  static void ukr(int64_t ks, const double* a, const double* b, double* c, int64_t rs_c,
-                  int64_t cs_c, int m, int n, double alpha, double beta) {
+  static constexpr bool kDirect = true;
+  static constexpr int64_t kSmallM = 96, kDirectAMaxN = 128;
+  template <bool DA, bool DB>
+  static void ukr(int64_t ks, const double* a, int64_t lda, const double* b, int64_t ldb,
+                  double* c, int64_t rs_c, int64_t cs_c, int m, int n, double alpha,
+                  double beta) {
     __m512d acc[MR][2];
 #pragma GCC unroll 12
     for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_pd();
+    const double* ar[MR];
+    if constexpr (DA) {
+#pragma GCC unroll 12
+      for (int i = 0; i < MR; ++i) ar[i] = a + (i < m ? i : m - 1) * lda;
+    }
+    auto mask = [n](int v) {
+      int left = n - 8 * v;
+      return left >= 8 ? __mmask8(0xff) : left <= 0 ? __mmask8(0) : __mmask8((1u << left) - 1);
+    };
+    const __mmask8 k0 = mask(0), k1 = mask(1);
     for (int64_t k = 0; k < ks; ++k) {
-      const __m512d b0 = _mm512_load_pd(b), b1 = _mm512_load_pd(b + 8);
+      __m512d b0, b1;
+      if constexpr (DB) {
+        b0 = _mm512_maskz_loadu_pd(k0, b);
+        b1 = _mm512_maskz_loadu_pd(k1, b + 8);
+      } else {
+        b0 = _mm512_load_pd(b);
+        b1 = _mm512_load_pd(b + 8);
+      }
 #pragma GCC unroll 12
       for (int i = 0; i < MR; ++i) {
-        const __m512d ai = _mm512_set1_pd(a[i]);
+        const __m512d ai = _mm512_set1_pd(DA ? ar[i][k] : a[i]);
         acc[i][0] = _mm512_fmadd_pd(ai, b0, acc[i][0]);
         acc[i][1] = _mm512_fmadd_pd(ai, b1, acc[i][1]);
       }
-      a += MR;
-      b += NR;
+      if constexpr (!DA) a += MR;
+      b += ldb;
     }
     if (cs_c == 1) {
-      auto mask = [n](int v) {
-        int left = n - 8 * v;
-        return left >= 8 ? __mmask8(0xff) : left <= 0 ? __mmask8(0) : __mmask8((1u << left) - 1);
-      };
-      const __mmask8 k0 = mask(0), k1 = mask(1);
       const __m512d va = _mm512_set1_pd(alpha), vb = _mm512_set1_pd(beta);
       for (int i = 0; i < m; ++i) {
         double* row = c + i * rs_c;

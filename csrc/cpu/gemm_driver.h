@@ -21,15 +21,19 @@
 //
 // Kernel requirements (struct K):
 //   TP packed element type, TC accumulator/output type, MR, NR, KU (k per packed step: 1, or 2
-//   for bf16 pairs), KC (multiple of KU), NC (multiple of NR), and
-//   static void ukr(int64_t ksteps, const TP* a, const TP* b, TC* c, int64_t rs_c, int64_t cs_c,
-//                   int m, int n, TC alpha, TC beta)   // beta == 0: overwrite C
+//   for bf16 pairs), KC (multiple of KU), NC (multiple of NR), kSmallM (M at or below which the
+//   small-M order is used), and either (kDirect = false)
+//     static void ukr(int64_t ksteps, const TP* a, const TP* b, TC* c, int64_t rs_c,
+//                     int64_t cs_c, int m, int n, TC alpha, TC beta)   // beta == 0: overwrite C
+//   or (kDirect = true, TIn == TP, plus kDirectAMaxN) a template<bool DA, bool DB> ukr that also
+//   takes lda after a and ldb after b (see call_ukr).
 #pragma once
 #include <omp.h>
 
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <cstdlib>
 
 #include "common/scratch.h"
 #include "cpu/gemm.h"
@@ -92,6 +96,16 @@ inline void pack_b_panel(const TIn* B, int64_t rs_b, int64_t cs_b, int64_t kc, i
   }
 }
 
+// Row-major copy of m rows x kc of a row-major A (unit column stride) into dst with leading
+// dimension ld_dst. The kernel's row-major A mode reads it in place; ld_dst = kc + 16 keeps the
+// rows out of each other's L1 sets (A's own row stride is often a multiple of 4 KiB).
+template <typename T>
+inline void copy_a_rows(const T* A, int64_t rs_a, int m, int64_t kc, T* dst, int64_t ld_dst) {
+  for (int i = 0; i < m; ++i) std::memcpy(dst + i * ld_dst, A + i * rs_a, sizeof(T) * kc);
+}
+
+inline int64_t a_rows_ld(int64_t kc) { return (kc + 15) / 16 * 16 + 16; }
+
 template <typename TC>
 void scale_c(int64_t M, int64_t N, TC beta, TC* C, int64_t rs_c, int64_t cs_c) {
   for (int64_t i = 0; i < M; ++i)
@@ -101,26 +115,60 @@ void scale_c(int64_t M, int64_t N, TC beta, TC* C, int64_t rs_c, int64_t cs_c) {
     }
 }
 
-// One KC-deep slice of a column block: sweep the MR panels [ir0, ir1) of M against a packed
-// B block of nc columns.
-template <class Kern, typename TIn>
-inline void macro_kernel(int64_t ir0, int64_t ir1, int64_t M, int64_t nc, int64_t kc,
-                         const TIn* A, int64_t rs_a, int64_t cs_a, const typename Kern::TP* bpack,
-                         typename Kern::TP* apack, typename Kern::TC alpha,
-                         typename Kern::TC beta, typename Kern::TC* C, int64_t rs_c,
-                         int64_t cs_c) {
+// Operand access for the micro-kernel. Packed: A micro-panel at a[k*MR + i], B micro-panel at
+// b[k*NR + j] (zero-padded, aligned). Direct (Kern::kDirect only, unit inner stride): A rows at
+// a[i*lda + k] and B rows at b[k*ldb + j] straight from the caller's arrays; the kernel clamps
+// rows >= m and masks columns >= n so it never reads outside them.
+template <class Kern, bool DA, bool DB>
+inline void call_ukr(int64_t ksteps, const typename Kern::TP* a, int64_t lda,
+                     const typename Kern::TP* b, int64_t ldb, typename Kern::TC* c, int64_t rs_c,
+                     int64_t cs_c, int m, int n, typename Kern::TC alpha, typename Kern::TC beta) {
+  if constexpr (Kern::kDirect)
+    Kern::template ukr<DA, DB>(ksteps, a, lda, b, ldb, c, rs_c, cs_c, m, n, alpha, beta);
+  else
+    Kern::ukr(ksteps, a, b, c, rs_c, cs_c, m, n, alpha, beta);
+}
+
+// Large-M order: for each MR panel of M (A micro-panel packed into L1, or read directly), sweep
+// the packed B block (L2). Panels [ir0, ir1) of a KC-deep slice, nc columns.
+template <class Kern, bool DA, typename TIn>
+inline void macro_rows(int64_t ir0, int64_t ir1, int64_t M, int64_t nc, int64_t kc,
+                       const TIn* A, int64_t rs_a, int64_t cs_a, const typename Kern::TP* bpack,
+                       typename Kern::TP* apack, typename Kern::TC alpha, typename Kern::TC beta,
+                       typename Kern::TC* C, int64_t rs_c, int64_t cs_c, bool in_place) {
   constexpr int MR = Kern::MR, NR = Kern::NR, KU = Kern::KU;
   const int64_t ksteps = (kc + KU - 1) / KU;
   for (int64_t ir = ir0; ir < ir1; ++ir) {
     const int64_t i0 = ir * MR;
     const int m = static_cast<int>(std::min<int64_t>(MR, M - i0));
-    pack_a_panel<Kern>(A + i0 * rs_a, rs_a, cs_a, m, kc, apack);
+    const typename Kern::TP* ap;
+    int64_t lda = MR;
+    if constexpr (DA && Kern::kDirect) {
+      if (in_place) {  // few B panels: reading A where it is overlaps its misses with the FMAs
+        lda = rs_a;
+        ap = A + i0 * rs_a;
+      } else {
+        lda = a_rows_ld(kc);
+        copy_a_rows(A + i0 * rs_a, rs_a, m, kc, apack, lda);
+        ap = apack;
+      }
+    } else {
+      pack_a_panel<Kern>(A + i0 * rs_a, rs_a, cs_a, m, kc, apack);
+      ap = apack;
+    }
     for (int64_t j0 = 0; j0 < nc; j0 += NR) {
       const int n = static_cast<int>(std::min<int64_t>(NR, nc - j0));
-      Kern::ukr(ksteps, apack, bpack + j0 * ksteps * KU, C + i0 * rs_c + j0 * cs_c, rs_c, cs_c,
-                m, n, alpha, beta);
+      call_ukr<Kern, DA, false>(ksteps, ap, lda, bpack + j0 * ksteps * KU, NR,
+                                C + i0 * rs_c + j0 * cs_c, rs_c, cs_c, m, n, alpha, beta);
     }
   }
+}
+
+// Rows whose stride is a multiple of 4 KiB map to the same L1 set: 12 of them read together in
+// place thrash the 8-way L1, so such A operands are packed instead.
+inline bool rows_alias(int64_t row_stride, size_t elem_bytes) {
+  const int64_t bytes = (row_stride < 0 ? -row_stride : row_stride) * int64_t(elem_bytes);
+  return bytes % 4096 == 0;
 }
 
 template <class Kern, typename TIn>
@@ -131,28 +179,111 @@ void gemm_driver(int64_t M, int64_t N, int64_t K, typename Kern::TC alpha, const
   using TP = typename Kern::TP;
   using TC = typename Kern::TC;
   constexpr int MR = Kern::MR, NR = Kern::NR, KU = Kern::KU;
-  constexpr int64_t KC = Kern::KC, NC = Kern::NC;
+  static const int64_t KC0 = getenv("BM_KC") ? atoi(getenv("BM_KC")) : Kern::KC;
+  static const int64_t NC = getenv("BM_NC") ? atoi(getenv("BM_NC")) : Kern::NC;
+  static const int64_t DAN = getenv("BM_DAN") ? atoi(getenv("BM_DAN")) : Kern::kDirectAMaxN;
   if (M <= 0 || N <= 0) return;
   if (K <= 0 || alpha == TC(0)) {
     scale_c(M, N, beta, C, rs_c, cs_c);
     return;
   }
+  // Split K into equal slices: a short last slice (2048 = 5 x 384 + 128) cost 15% measured.
+  const int64_t n_slices = (K + KC0 - 1) / KC0;
+  const int64_t KC = ((K + n_slices - 1) / n_slices + KU - 1) / KU * KU;
   // Parallel regions cost microseconds: give each thread at least ~4 MFLOP.
   const double flops = 2.0 * double(M) * double(N) * double(K);
   int nt = omp_in_parallel() ? 1 : std::max(1, nthreads);
   nt = static_cast<int>(std::min<double>(nt, std::max(1.0, flops / 4e6)));
-  const int64_t n_jb = (N + NC - 1) / NC;
   const int64_t n_ir = (M + MR - 1) / MR;
-  const bool by_columns = n_jb >= nt;
   const int64_t kc_max = std::min<int64_t>(KC, (K + KU - 1) / KU * KU);
+
+  if (M <= Kern::kSmallM) {
+    // Small M (a batch of rows times a big weight): B is streamed once, panel by panel, and each
+    // B panel is used by every A panel while it is still in L1/L2. A (M x KC) is packed once per
+    // slice (or read directly). Threads split the NR panels of N.
+    // Direct B rows would be KC separate cache lines per panel, all in the same L1 set when the
+    // row stride is a multiple of 4 KiB: B panels are always packed (measured 2-3x faster).
+    const bool direct_a = Kern::kDirect && cs_a == 1;
+    const bool a_in_place = direct_a && !rows_alias(rs_a, sizeof(TIn));
+    const bool direct_b = false;
+    const int64_t n_jr = (N + NR - 1) / NR;
+    nt = static_cast<int>(std::min<int64_t>(nt, n_jr));
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+      const int t = omp_get_thread_num(), T = omp_get_num_threads();
+      const int64_t jr0 = n_jr * t / T, jr1 = n_jr * (t + 1) / T;
+      TP* apack = thread_scratch<TP>(size_t(n_ir) * MR * a_rows_ld(kc_max), 0);
+      TP* bpanel = direct_b ? nullptr : thread_scratch<TP>(size_t(NR) * kc_max, 1);
+      for (int64_t pc = 0; pc < K && jr0 < jr1; pc += KC) {
+        const int64_t kc = std::min<int64_t>(KC, K - pc);
+        const int64_t ksteps = (kc + KU - 1) / KU;
+        const TC beta_pc = pc == 0 ? beta : TC(1);
+        const int64_t lda_rows = a_in_place ? rs_a : a_rows_ld(kc);
+        const TP* abase = a_in_place ? reinterpret_cast<const TP*>(A + pc) : apack;
+        if (direct_a) {
+          if constexpr (Kern::kDirect)
+            if (!a_in_place)
+              copy_a_rows(reinterpret_cast<const TP*>(A + pc), rs_a, static_cast<int>(M), kc,
+                          apack, lda_rows);
+        } else {
+          for (int64_t ir = 0; ir < n_ir; ++ir)
+            pack_a_panel<Kern>(A + ir * MR * rs_a + pc * cs_a, rs_a, cs_a,
+                               static_cast<int>(std::min<int64_t>(MR, M - ir * MR)), kc,
+                               apack + ir * MR * ksteps * KU);
+        }
+        for (int64_t jr = jr0; jr < jr1; ++jr) {
+          const int64_t j0 = jr * NR;
+          const int n = static_cast<int>(std::min<int64_t>(NR, N - j0));
+          if (!direct_b) pack_b_panel<Kern>(B + pc * rs_b + j0 * cs_b, rs_b, cs_b, kc, n, bpanel);
+          const TP* bp = direct_b ? reinterpret_cast<const TP*>(B + pc * rs_b + j0) : bpanel;
+          const int64_t ldb = direct_b ? rs_b : NR;
+          for (int64_t ir = 0; ir < n_ir; ++ir) {
+            const int64_t i0 = ir * MR;
+            const int m = static_cast<int>(std::min<int64_t>(MR, M - i0));
+            TC* c = C + i0 * rs_c + j0 * cs_c;
+            if (direct_a) {
+              const TP* ap = abase + i0 * lda_rows;
+              if (direct_b)
+                call_ukr<Kern, true, true>(ksteps, ap, lda_rows, bp, ldb, c, rs_c, cs_c, m, n, alpha, beta_pc);
+              else
+                call_ukr<Kern, true, false>(ksteps, ap, lda_rows, bp, ldb, c, rs_c, cs_c, m, n, alpha, beta_pc);
+            } else {
+              const TP* ap = apack + ir * MR * ksteps * KU;
+              if (direct_b)
+                call_ukr<Kern, false, true>(ksteps, ap, MR, bp, ldb, c, rs_c, cs_c, m, n, alpha, beta_pc);
+              else
+                call_ukr<Kern, false, false>(ksteps, ap, MR, bp, ldb, c, rs_c, cs_c, m, n, alpha, beta_pc);
+            }
+          }
+        }
+      }
+    }
+    return;
+  }
+
+  // Large M. A is read directly (row-major A and few B panels to amortise a packed copy over)
+  // or packed one micro-panel at a time into L1.
+  const bool direct_a = Kern::kDirect && cs_a == 1;
+  const bool in_place = N <= DAN;
+  const int64_t n_jb = (N + NC - 1) / NC;
+  const bool by_columns = n_jb >= nt;
   const int64_t nc_max = std::min<int64_t>(NC, (N + NR - 1) / NR * NR);
   // The shared B block (row-split mode) belongs to the calling thread; slot 2 keeps it apart
   // from the per-thread slots 0 and 1 used inside the region.
   TP* bshared = by_columns ? nullptr : thread_scratch<TP>(size_t(kc_max) * nc_max, 2);
+  auto rows = [&](int64_t ir0, int64_t ir1, int64_t nc, int64_t kc, int64_t pc, const TP* bpack,
+                  TP* apack, TC beta_pc, TC* Cb) {
+    if (direct_a)
+      macro_rows<Kern, true>(ir0, ir1, M, nc, kc, A + pc * cs_a, rs_a, cs_a, bpack, apack, alpha,
+                             beta_pc, Cb, rs_c, cs_c, in_place);
+    else
+      macro_rows<Kern, false>(ir0, ir1, M, nc, kc, A + pc * cs_a, rs_a, cs_a, bpack, apack,
+                              alpha, beta_pc, Cb, rs_c, cs_c, false);
+  };
 
 #pragma omp parallel num_threads(nt) if (nt > 1)
   {
-    TP* apack = thread_scratch<TP>(size_t(MR) * kc_max, 0);
+    TP* apack = thread_scratch<TP>(size_t(MR) * a_rows_ld(kc_max), 0);
     if (by_columns) {
       TP* bpack = thread_scratch<TP>(size_t(kc_max) * nc_max, 1);
 #pragma omp for schedule(static)
@@ -164,8 +295,7 @@ void gemm_driver(int64_t M, int64_t N, int64_t K, typename Kern::TC alpha, const
           for (int64_t jr = 0; jr < nc; jr += NR)
             pack_b_panel<Kern>(B + pc * rs_b + (j0 + jr) * cs_b, rs_b, cs_b, kc,
                                static_cast<int>(std::min<int64_t>(NR, nc - jr)), bpack + jr * kpad);
-          macro_kernel<Kern>(0, n_ir, M, nc, kc, A + pc * cs_a, rs_a, cs_a, bpack, apack, alpha,
-                             pc == 0 ? beta : TC(1), C + j0 * cs_c, rs_c, cs_c);
+          rows(0, n_ir, nc, kc, pc, bpack, apack, pc == 0 ? beta : TC(1), C + j0 * cs_c);
         }
       }
     } else {
@@ -182,9 +312,8 @@ void gemm_driver(int64_t M, int64_t N, int64_t K, typename Kern::TC alpha, const
                                bshared + p * NR * kpad);
           // Static split of the M panels: the same thread owns the same C rows for every pc.
           const int t = omp_get_thread_num(), T = omp_get_num_threads();
-          const int64_t ir0 = n_ir * t / T, ir1 = n_ir * (t + 1) / T;
-          macro_kernel<Kern>(ir0, ir1, M, nc, kc, A + pc * cs_a, rs_a, cs_a, bshared, apack,
-                             alpha, pc == 0 ? beta : TC(1), C + j0 * cs_c, rs_c, cs_c);
+          rows(n_ir * t / T, n_ir * (t + 1) / T, nc, kc, pc, bshared, apack,
+               pc == 0 ? beta : TC(1), C + j0 * cs_c);
 #pragma omp barrier
         }
       }
