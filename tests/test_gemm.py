@@ -118,14 +118,18 @@ def test_zero_size(rng, shape):
     np.testing.assert_allclose(ops.gemm(a, b, c, beta=2.0), 2.0 * c, rtol=1e-6)
 
 
-@pytest.mark.parametrize("shape", [(1, 1, 2), (7, 33, 65), (64, 784, 128), (130, 260, 1000)])
-def test_bf16_matches_rounded_reference(rng, shape):
+@pytest.mark.parametrize("trans", [(False, False), (True, False), (False, True), (True, True)])
+@pytest.mark.parametrize("shape", [(1, 1, 2), (7, 33, 65), (64, 784, 128), (130, 260, 1001),
+                                   (97, 45, 1537)])
+def test_bf16_matches_rounded_reference(rng, shape, trans):
     if not _core.bf16_available():
         pytest.skip("CPU has no AVX512_BF16")
     M, N, K = shape
     a = rng.standard_normal((M, K)).astype(np.float32)
     b = rng.standard_normal((K, N)).astype(np.float32)
-    got = ops.gemm(a, b, precision="bf16")
+    ta, tb = trans
+    got = ops.gemm(a.T.copy() if ta else a, b.T.copy() if tb else b, trans_a=ta, trans_b=tb,
+                   precision="bf16")
     # Against the product of the bf16-rounded inputs the only error is fp32 accumulation.
     ar = (_core.bf16_round(a).astype(np.uint32) << 16).view(np.float32)
     br = (_core.bf16_round(b).astype(np.uint32) << 16).view(np.float32)

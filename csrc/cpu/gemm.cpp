@@ -21,9 +21,10 @@ struct KernGeneric {
   using TC = T;
   static constexpr int MR = MR_, NR = NR_, KU = 1;
   static constexpr int64_t KC = 256, NC = 512;
-  static constexpr bool kDirect = false;
-  static constexpr int64_t kSmallM = 48, kDirectAMaxN = 0;
-  static void ukr(int64_t ks, const T* a, const T* b, T* c, int64_t rs_c, int64_t cs_c, int m,
+  static constexpr bool kRowA = false;
+  static constexpr int64_t kSmallM = 48, kInPlaceMaxN = 0;
+  template <bool RA>
+  static void ukr(int64_t ks, const T* a, int64_t, const T* b, T* c, int64_t rs_c, int64_t cs_c, int m,
                   int n, T alpha, T beta) {
     T acc[MR * NR] = {};
     for (int64_t k = 0; k < ks; ++k) {

@@ -14,9 +14,10 @@ struct KernF32 {
   using TC = float;
   static constexpr int MR = 6, NR = 16, KU = 1;
   static constexpr int64_t KC = 256, NC = 1024;
-  static constexpr bool kDirect = false;
-  static constexpr int64_t kSmallM = 48, kDirectAMaxN = 0;
-  static void ukr(int64_t ks, const float* a, const float* b, float* c, int64_t rs_c,
+  static constexpr bool kRowA = false;
+  static constexpr int64_t kSmallM = 48, kInPlaceMaxN = 0;
+  template <bool RA>
+  static void ukr(int64_t ks, const float* a, int64_t, const float* b, float* c, int64_t rs_c,
                   int64_t cs_c, int m, int n, float alpha, float beta) {
     __m256 acc[MR][2];
 #pragma GCC unroll 6
@@ -60,9 +61,10 @@ struct KernF64 {
   using TC = double;
   static constexpr int MR = 6, NR = 8, KU = 1;
   static constexpr int64_t KC = 256, NC = 512;
-  static constexpr bool kDirect = false;
-  static constexpr int64_t kSmallM = 48, kDirectAMaxN = 0;
-  static void ukr(int64_t ks, const double* a, const double* b, double* c, int64_t rs_c,
+  static constexpr bool kRowA = false;
+  static constexpr int64_t kSmallM = 48, kInPlaceMaxN = 0;
+  template <bool RA>
+  static void ukr(int64_t ks, const double* a, int64_t, const double* b, double* c, int64_t rs_c,
                   int64_t cs_c, int m, int n, double alpha, double beta) {
     __m256d acc[MR][2];
 #pragma GCC unroll 6

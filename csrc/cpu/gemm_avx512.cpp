@@ -8,6 +8,8 @@
 // (384 x 512 x 4 = 768 KiB of the 1 MiB L2). See benchmarks/NOTES.md for the tuning runs.
 #include <immintrin.h>
 
+#include <cstring>
+
 #include "cpu/gemm.h"
 #include "cpu/gemm_driver.h"
 
@@ -58,49 +60,39 @@ inline void prefetch_c(const T* c, int64_t rs_c, int64_t cs_c, int m) {
   }
 }
 
-// fp32 12x32. DA: A rows read in place (a[i*lda + k], rows >= m clamped to the last valid one);
-// otherwise a packed micro-panel. DB: B rows read in place (b[k*ldb + j], columns >= n masked);
-// otherwise a packed, aligned micro-panel (ldb == NR).
+// fp32 12x32. RA: A row-major (a[i*lda + k], rows >= m clamped to the last valid one, so
+// nothing outside A is read); otherwise a packed micro-panel. B is a packed, aligned panel.
 struct KernF32 {
   using TP = float;
   using TC = float;
   static constexpr int MR = 12, NR = 32, KU = 1;
   static constexpr int64_t KC = 384, NC = 512;
-  static constexpr bool kDirect = true;
-  static constexpr int64_t kSmallM = 96, kDirectAMaxN = 256;
-  template <bool DA, bool DB>
-  static void ukr(int64_t ks, const float* a, int64_t lda, const float* b, int64_t ldb, float* c,
+  static constexpr bool kRowA = true;
+  static constexpr int64_t kSmallM = 96, kInPlaceMaxN = 256;
+  template <bool RA>
+  static void ukr(int64_t ks, const float* a, int64_t lda, const float* b, float* c,
                   int64_t rs_c, int64_t cs_c, int m, int n, float alpha, float beta) {
     prefetch_c(c, rs_c, cs_c, m);
     __m512 acc[MR][2];
 #pragma GCC unroll 12
     for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
     const float* ar[MR];
-    if constexpr (DA) {
+    if constexpr (RA) {
 #pragma GCC unroll 12
       for (int i = 0; i < MR; ++i) ar[i] = a + (i < m ? i : m - 1) * lda;
     }
-    const __mmask16 k0 = DB ? lane_mask<2>(n, 0) : __mmask16(0xffff);
-    const __mmask16 k1 = DB ? lane_mask<2>(n, 1) : __mmask16(0xffff);
     for (int64_t k = 0; k < ks; ++k) {
-      __m512 b0, b1;
-      if constexpr (DB) {
-        b0 = _mm512_maskz_loadu_ps(k0, b);
-        b1 = _mm512_maskz_loadu_ps(k1, b + 16);
-      } else {
-        b0 = _mm512_load_ps(b);
-        b1 = _mm512_load_ps(b + 16);
-        _mm_prefetch(reinterpret_cast<const char*>(b + 8 * NR), _MM_HINT_T0);
-        _mm_prefetch(reinterpret_cast<const char*>(b + 8 * NR + 16), _MM_HINT_T0);
-      }
+      const __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+      _mm_prefetch(reinterpret_cast<const char*>(b + 8 * NR), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(b + 8 * NR + 16), _MM_HINT_T0);
 #pragma GCC unroll 12
       for (int i = 0; i < MR; ++i) {
-        const __m512 ai = _mm512_set1_ps(DA ? ar[i][k] : a[i]);
+        const __m512 ai = _mm512_set1_ps(RA ? ar[i][k] : a[i]);
         acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
         acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
       }
-      if constexpr (!DA) a += MR;
-      b += ldb;
+      if constexpr (!RA) a += MR;
+      b += NR;
     }
     store_f32<MR>(acc, c, rs_c, cs_c, m, n, alpha, beta);
   }
@@ -113,14 +105,23 @@ struct KernBF16 {
   using TC = float;
   static constexpr int MR = 12, NR = 32, KU = 2;
   static constexpr int64_t KC = 768, NC = 512;
-  static constexpr bool kDirect = false;
-  static constexpr int64_t kSmallM = 96, kDirectAMaxN = 0;
-  static void ukr(int64_t ks, const uint16_t* a, const uint16_t* b, float* c, int64_t rs_c,
-                  int64_t cs_c, int m, int n, float alpha, float beta) {
+  static constexpr bool kRowA = true, kF32Convert = true;
+  static constexpr int64_t kSmallM = 96, kInPlaceMaxN = 0;
+  // RA: row-major bf16 A, so the (k, k+1) pair of row i is the 32-bit word at a + i*lda + 2*kstep.
+  template <bool RA>
+  static void ukr(int64_t ks, const uint16_t* a, int64_t lda, const uint16_t* b, float* c,
+                  int64_t rs_c, int64_t cs_c, int m, int n, float alpha, float beta) {
+    prefetch_c(c, rs_c, cs_c, m);
     __m512 acc[MR][2];
 #pragma GCC unroll 12
     for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
     const int32_t* a32 = reinterpret_cast<const int32_t*>(a);
+    const int32_t* ar[MR];
+    if constexpr (RA) {
+#pragma GCC unroll 12
+      for (int i = 0; i < MR; ++i)
+        ar[i] = reinterpret_cast<const int32_t*>(a + (i < m ? i : m - 1) * lda);
+    }
     for (int64_t k = 0; k < ks; ++k) {
       const __m512bh b0 = (__m512bh)_mm512_load_si512(b);
       const __m512bh b1 = (__m512bh)_mm512_load_si512(b + 32);
@@ -128,14 +129,52 @@ struct KernBF16 {
       _mm_prefetch(reinterpret_cast<const char*>(b + 16 * NR + 32), _MM_HINT_T0);
 #pragma GCC unroll 12
       for (int i = 0; i < MR; ++i) {
-        const __m512bh ai = (__m512bh)_mm512_set1_epi32(a32[i]);
+        int32_t word;
+        if constexpr (RA) std::memcpy(&word, ar[i] + k, 4);
+        else word = a32[i];
+        const __m512bh ai = (__m512bh)_mm512_set1_epi32(word);
         acc[i][0] = _mm512_dpbf16_ps(acc[i][0], ai, b0);
         acc[i][1] = _mm512_dpbf16_ps(acc[i][1], ai, b1);
       }
-      a32 += MR;
+      if constexpr (!RA) a32 += MR;
       b += NR * 2;
     }
     store_f32<MR>(acc, c, rs_c, cs_c, m, n, alpha, beta);
+  }
+
+  // Contiguous float -> bf16 (round to nearest even, as vcvtneps2bf16 does).
+  static void f32_to_tp(const float* src, uint16_t* dst, int64_t n) {
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i),
+                          (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(src + i)));
+    if (i < n) {
+      const __mmask16 mk = __mmask16((1u << (n - i)) - 1);
+      const __m256i v = (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(mk, src + i));
+      _mm256_mask_storeu_epi16(dst + i, mk, v);
+    }
+  }
+
+  // B panel of kc rows x n (<= 32) columns from row-major float B: for each k pair, 32 columns
+  // of (b[k, j], b[k+1, j]) bf16 pairs = two zmm. Missing rows/columns are zeros.
+  static void pack_b_f32(const float* B, int64_t rs_b, int64_t kc, int n, uint16_t* dst) {
+    const __mmask16 m0 = lane_mask<2>(n, 0), m1 = lane_mask<2>(n, 1);
+    // Interleave: result word j = (low half j, high half j) for the 16 columns of one vector.
+    const __m512i idx = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9,
+                                         24, 8, 23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1,
+                                         16, 0);
+    for (int64_t k = 0; k < kc; k += 2) {
+      const float* r0 = B + k * rs_b;
+      const bool has1 = k + 1 < kc;
+      for (int v = 0; v < 2; ++v) {
+        const __mmask16 mk = v ? m1 : m0;
+        const __m512 x0 = _mm512_maskz_loadu_ps(mk, r0 + 16 * v);
+        const __m512 x1 = has1 ? _mm512_maskz_loadu_ps(mk, r0 + rs_b + 16 * v) : _mm512_setzero_ps();
+        // cvtne2ps: high 16 lanes from the first operand, low 16 from the second.
+        const __m512i both = (__m512i)_mm512_cvtne2ps_pbh(x1, x0);
+        _mm512_store_si512(dst + (k / 2) * NR * 2 + 32 * v, _mm512_permutexvar_epi16(idx, both));
+      }
+    }
   }
 };
 
@@ -144,17 +183,16 @@ struct KernF64 {
   using TC = double;
   static constexpr int MR = 12, NR = 16, KU = 1;
   static constexpr int64_t KC = 256, NC = 384;
-  static constexpr bool kDirect = true;
-  static constexpr int64_t kSmallM = 96, kDirectAMaxN = 128;
-  template <bool DA, bool DB>
-  static void ukr(int64_t ks, const double* a, int64_t lda, const double* b, int64_t ldb,
-                  double* c, int64_t rs_c, int64_t cs_c, int m, int n, double alpha,
-                  double beta) {
+  static constexpr bool kRowA = true;
+  static constexpr int64_t kSmallM = 96, kInPlaceMaxN = 128;
+  template <bool RA>
+  static void ukr(int64_t ks, const double* a, int64_t lda, const double* b, double* c,
+                  int64_t rs_c, int64_t cs_c, int m, int n, double alpha, double beta) {
     __m512d acc[MR][2];
 #pragma GCC unroll 12
     for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_pd();
     const double* ar[MR];
-    if constexpr (DA) {
+    if constexpr (RA) {
 #pragma GCC unroll 12
       for (int i = 0; i < MR; ++i) ar[i] = a + (i < m ? i : m - 1) * lda;
     }
@@ -164,22 +202,15 @@ struct KernF64 {
     };
     const __mmask8 k0 = mask(0), k1 = mask(1);
     for (int64_t k = 0; k < ks; ++k) {
-      __m512d b0, b1;
-      if constexpr (DB) {
-        b0 = _mm512_maskz_loadu_pd(k0, b);
-        b1 = _mm512_maskz_loadu_pd(k1, b + 8);
-      } else {
-        b0 = _mm512_load_pd(b);
-        b1 = _mm512_load_pd(b + 8);
-      }
+      const __m512d b0 = _mm512_load_pd(b), b1 = _mm512_load_pd(b + 8);
 #pragma GCC unroll 12
       for (int i = 0; i < MR; ++i) {
-        const __m512d ai = _mm512_set1_pd(DA ? ar[i][k] : a[i]);
+        const __m512d ai = _mm512_set1_pd(RA ? ar[i][k] : a[i]);
         acc[i][0] = _mm512_fmadd_pd(ai, b0, acc[i][0]);
         acc[i][1] = _mm512_fmadd_pd(ai, b1, acc[i][1]);
       }
-      if constexpr (!DA) a += MR;
-      b += ldb;
+      if constexpr (!RA) a += MR;
+      b += NR;
     }
     if (cs_c == 1) {
       const __m512d va = _mm512_set1_pd(alpha), vb = _mm512_set1_pd(beta);

@@ -4,36 +4,47 @@
 // Roles. The micro-kernel computes an MR x NR tile of C, vectorised along N (NR = a few SIMD
 // registers) and broadcasting MR elements of A per k. So the B micro-panel (KC x NR) is the one
 // streamed from L2 and the A micro-panel (MR x KC) is the one that sits in L1 while the kernel
-// sweeps the B block:
-//   for jb over N in NC columns          (B block KC x NC packed once per (jb, pc): lives in L2)
-//     for pc over K in KC                (C tile gets beta on the first pc, +1 afterwards)
-//       pack B block
-//       for ir over M in MR rows         (A micro-panel packed into a per-thread L1 buffer)
-//         for jr over the block in NR    -> micro-kernel
-// A is packed one micro-panel at a time into L1, never as a whole block, so skinny shapes
-// (N small, M and K large: the layer shapes) never pay for writing a packed copy of A to memory.
-// Packing pads with zeros to full MR / NR / KU, so the micro-kernel always runs a full tile and
-// masks only its stores.
+// sweeps the B block. Two orders:
 //
-// Threads: with at least as many NC blocks as threads, each thread owns whole column blocks and
-// packs its own B (no barriers at all). Otherwise (N small) the threads pack one shared B block
-// together and split the MR panels of M.
+// Large M:                                    Small M (M <= kSmallM: a batch of rows x weights)
+//   for jb over N in NC   (B block in L2)       for pc over K in KC
+//     for pc over K in KC                         A slice M x KC ready once (L2)
+//       pack B block KC x NC                      for jr over N in NR    (threads split these)
+//       for ir over M in MR                         pack B micro-panel (B streamed exactly once)
+//         A micro-panel ready (L1)                  for ir over M in MR -> micro-kernel
+//         for jr over the block in NR -> micro-kernel
 //
-// Kernel requirements (struct K):
-//   TP packed element type, TC accumulator/output type, MR, NR, KU (k per packed step: 1, or 2
-//   for bf16 pairs), KC (multiple of KU), NC (multiple of NR), kSmallM (M at or below which the
-//   small-M order is used), and either (kDirect = false)
-//     static void ukr(int64_t ksteps, const TP* a, const TP* b, TC* c, int64_t rs_c,
-//                     int64_t cs_c, int m, int n, TC alpha, TC beta)   // beta == 0: overwrite C
-//   or (kDirect = true, TIn == TP, plus kDirectAMaxN) a template<bool DA, bool DB> ukr that also
-//   takes lda after a and ldb after b (see call_ukr).
+// "A ready" means one of: packed k-major (A[i,k] at a[k*MR + i]: transposed A, or kernels
+// without row mode); copied row-major into a compact buffer whose leading dimension avoids L1
+// set aliasing (kRowA kernels, row-major A, many B panels to amortise the copy over); or read in
+// place (row-major A, few B panels: the kernel's own loads then overlap A's cache misses with the
+// FMAs, where a separate copy would stall on them). A is never packed as a whole block, so the
+// skinny layer shapes never write a packed copy of A to memory. K is cut into equal slices (a
+// short last slice cost 15% at K = 2048). Packing pads B with zeros to full NR / KU, so the
+// kernel masks only its stores; rows >= m of A are clamped (row mode) or zero (packed).
+//
+// Threads (large M): with at least as many NC blocks as threads each thread owns whole column
+// blocks and packs its own B (no barriers). Otherwise (N small) the threads pack one shared B
+// block together and split the MR panels of M. Small M: threads split the NR panels of N.
+//
+// Kernel requirements (struct Kern):
+//   TP packed element type, TC accumulator/output type, MR, NR, KU (k per step: 1, or 2 for bf16
+//   pairs), KC, NC (multiple of NR), kSmallM, kRowA (supports row-major A), kInPlaceMaxN (N up
+//   to which row-major A is read in place), and
+//     template <bool RA> static void ukr(int64_t ksteps, const TP* a, int64_t lda, const TP* b,
+//                                        TC* c, int64_t rs_c, int64_t cs_c, int m, int n,
+//                                        TC alpha, TC beta);   // beta == 0: C is not read
+//   RA: a[i*lda + k] row-major (lda in TP elements); else a packed micro-panel. b is a packed
+//   micro-panel: b[(k/KU)*NR*KU + j*KU + k%KU].
+//   Optional kF32Convert (TP != float): static f32_to_tp(const float*, TP*, int64_t n) and
+//   pack_b_f32(const float* B, int64_t rs_b, int64_t kc, int n, TP* dst) for unit-stride B.
 #pragma once
 #include <omp.h>
 
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
-#include <cstdlib>
+#include <type_traits>
 
 #include "common/scratch.h"
 #include "cpu/gemm.h"
@@ -46,7 +57,12 @@ inline TP convert(TIn x) { return static_cast<TP>(x); }
 template <>
 inline uint16_t convert<uint16_t, float>(float x) { return float_to_bf16(x); }
 
-// A micro-panel: dst[(k / KU) * MR * KU + i * KU + k % KU] = A[i, k]; zero-padded to MR x kpad.
+template <class Kern, class = void>
+struct has_f32_convert : std::false_type {};
+template <class Kern>
+struct has_f32_convert<Kern, std::void_t<decltype(Kern::kF32Convert)>> : std::true_type {};
+
+// Packed A micro-panel: dst[(k / KU) * MR * KU + i * KU + k % KU] = A[i, k]; zero-padded.
 template <class Kern, typename TIn>
 inline void pack_a_panel(const TIn* A, int64_t rs_a, int64_t cs_a, int m, int64_t kc,
                          typename Kern::TP* dst) {
@@ -69,12 +85,15 @@ inline void pack_a_panel(const TIn* A, int64_t rs_a, int64_t cs_a, int m, int64_
   }
 }
 
-// B micro-panel: dst[(k / KU) * NR * KU + j * KU + k % KU] = B[k, j]; zero-padded to kpad x NR.
+// Packed B micro-panel: dst[(k / KU) * NR * KU + j * KU + k % KU] = B[k, j]; zero-padded.
 template <class Kern, typename TIn>
 inline void pack_b_panel(const TIn* B, int64_t rs_b, int64_t cs_b, int64_t kc, int n,
                          typename Kern::TP* dst) {
   using TP = typename Kern::TP;
   constexpr int NR = Kern::NR, KU = Kern::KU;
+  if constexpr (has_f32_convert<Kern>::value && std::is_same<TIn, float>::value) {
+    if (cs_b == 1) return Kern::pack_b_f32(B, rs_b, kc, n, dst);
+  }
   const int64_t kpad = (kc + KU - 1) / KU * KU;
   if (n < NR || kpad != kc) std::memset(dst, 0, sizeof(TP) * NR * kpad);
   if (cs_b == 1) {
@@ -96,15 +115,37 @@ inline void pack_b_panel(const TIn* B, int64_t rs_b, int64_t cs_b, int64_t kc, i
   }
 }
 
-// Row-major copy of m rows x kc of a row-major A (unit column stride) into dst with leading
-// dimension ld_dst. The kernel's row-major A mode reads it in place; ld_dst = kc + 16 keeps the
-// rows out of each other's L1 sets (A's own row stride is often a multiple of 4 KiB).
-template <typename T>
-inline void copy_a_rows(const T* A, int64_t rs_a, int m, int64_t kc, T* dst, int64_t ld_dst) {
-  for (int i = 0; i < m; ++i) std::memcpy(dst + i * ld_dst, A + i * rs_a, sizeof(T) * kc);
+// Leading dimension of a compact row-major copy of A: rounded up, plus 16 so that consecutive
+// rows fall in different L1 sets (A's own row stride is often a multiple of 4 KiB).
+inline int64_t a_rows_ld(int64_t kc) { return (kc + 15) / 16 * 16 + 16; }
+
+// Rows whose stride is a multiple of 4 KiB map to the same L1 set: read in place, 12 of them
+// thrash the 8-way L1.
+inline bool rows_alias(int64_t row_stride, size_t elem_bytes) {
+  const int64_t bytes = (row_stride < 0 ? -row_stride : row_stride) * int64_t(elem_bytes);
+  return bytes % 4096 == 0;
 }
 
-inline int64_t a_rows_ld(int64_t kc) { return (kc + 15) / 16 * 16 + 16; }
+// m rows x kc of a row-major A into dst (leading dimension ld), converted to TP; an odd kc is
+// padded with one zero (bf16 pairs).
+template <class Kern, typename TIn>
+inline void copy_a_rows(const TIn* A, int64_t rs_a, int m, int64_t kc,
+                        typename Kern::TP* dst, int64_t ld) {
+  using TP = typename Kern::TP;
+  const int64_t kpad = (kc + Kern::KU - 1) / Kern::KU * Kern::KU;
+  for (int i = 0; i < m; ++i) {
+    TP* d = dst + i * ld;
+    const TIn* s = A + i * rs_a;
+    if constexpr (std::is_same<TIn, TP>::value) {
+      std::memcpy(d, s, sizeof(TP) * kc);
+    } else if constexpr (has_f32_convert<Kern>::value && std::is_same<TIn, float>::value) {
+      Kern::f32_to_tp(s, d, kc);
+    } else {
+      for (int64_t k = 0; k < kc; ++k) d[k] = convert<TP>(s[k]);
+    }
+    for (int64_t k = kc; k < kpad; ++k) d[k] = TP(0);
+  }
+}
 
 template <typename TC>
 void scale_c(int64_t M, int64_t N, TC beta, TC* C, int64_t rs_c, int64_t cs_c) {
@@ -115,177 +156,63 @@ void scale_c(int64_t M, int64_t N, TC beta, TC* C, int64_t rs_c, int64_t cs_c) {
     }
 }
 
-// Operand access for the micro-kernel. Packed: A micro-panel at a[k*MR + i], B micro-panel at
-// b[k*NR + j] (zero-padded, aligned). Direct (Kern::kDirect only, unit inner stride): A rows at
-// a[i*lda + k] and B rows at b[k*ldb + j] straight from the caller's arrays; the kernel clamps
-// rows >= m and masks columns >= n so it never reads outside them.
-template <class Kern, bool DA, bool DB>
-inline void call_ukr(int64_t ksteps, const typename Kern::TP* a, int64_t lda,
-                     const typename Kern::TP* b, int64_t ldb, typename Kern::TC* c, int64_t rs_c,
-                     int64_t cs_c, int m, int n, typename Kern::TC alpha, typename Kern::TC beta) {
-  if constexpr (Kern::kDirect)
-    Kern::template ukr<DA, DB>(ksteps, a, lda, b, ldb, c, rs_c, cs_c, m, n, alpha, beta);
-  else
-    Kern::ukr(ksteps, a, b, c, rs_c, cs_c, m, n, alpha, beta);
-}
+// How the A operand reaches the kernel (see the file header).
+enum class AMode { packed, rows_copy, rows_in_place };
 
-// Large-M order: for each MR panel of M (A micro-panel packed into L1, or read directly), sweep
-// the packed B block (L2). Panels [ir0, ir1) of a KC-deep slice, nc columns.
-template <class Kern, bool DA, typename TIn>
+// Large-M order, one KC slice: panels [ir0, ir1) of M against a packed B block of nc columns.
+template <class Kern, AMode MODE, typename TIn>
 inline void macro_rows(int64_t ir0, int64_t ir1, int64_t M, int64_t nc, int64_t kc,
                        const TIn* A, int64_t rs_a, int64_t cs_a, const typename Kern::TP* bpack,
-                       typename Kern::TP* apack, typename Kern::TC alpha, typename Kern::TC beta,
-                       typename Kern::TC* C, int64_t rs_c, int64_t cs_c, bool in_place) {
+                       typename Kern::TP* abuf, typename Kern::TC alpha, typename Kern::TC beta,
+                       typename Kern::TC* C, int64_t rs_c, int64_t cs_c) {
+  using TP = typename Kern::TP;
   constexpr int MR = Kern::MR, NR = Kern::NR, KU = Kern::KU;
+  constexpr bool RA = MODE != AMode::packed;
   const int64_t ksteps = (kc + KU - 1) / KU;
   for (int64_t ir = ir0; ir < ir1; ++ir) {
     const int64_t i0 = ir * MR;
     const int m = static_cast<int>(std::min<int64_t>(MR, M - i0));
-    const typename Kern::TP* ap;
+    const TP* ap = abuf;
     int64_t lda = MR;
-    if constexpr (DA && Kern::kDirect) {
-      if (in_place) {  // few B panels: reading A where it is overlaps its misses with the FMAs
-        lda = rs_a;
-        ap = A + i0 * rs_a;
-      } else {
-        lda = a_rows_ld(kc);
-        copy_a_rows(A + i0 * rs_a, rs_a, m, kc, apack, lda);
-        ap = apack;
-      }
+    if constexpr (MODE == AMode::rows_in_place) {
+      ap = reinterpret_cast<const TP*>(A + i0 * rs_a);
+      lda = rs_a;
+    } else if constexpr (MODE == AMode::rows_copy) {
+      lda = a_rows_ld(kc);
+      copy_a_rows<Kern>(A + i0 * rs_a, rs_a, m, kc, abuf, lda);
     } else {
-      pack_a_panel<Kern>(A + i0 * rs_a, rs_a, cs_a, m, kc, apack);
-      ap = apack;
+      pack_a_panel<Kern>(A + i0 * rs_a, rs_a, cs_a, m, kc, abuf);
     }
     for (int64_t j0 = 0; j0 < nc; j0 += NR) {
       const int n = static_cast<int>(std::min<int64_t>(NR, nc - j0));
-      call_ukr<Kern, DA, false>(ksteps, ap, lda, bpack + j0 * ksteps * KU, NR,
-                                C + i0 * rs_c + j0 * cs_c, rs_c, cs_c, m, n, alpha, beta);
+      Kern::template ukr<RA>(ksteps, ap, lda, bpack + j0 * ksteps * KU,
+                             C + i0 * rs_c + j0 * cs_c, rs_c, cs_c, m, n, alpha, beta);
     }
   }
 }
 
-// Rows whose stride is a multiple of 4 KiB map to the same L1 set: 12 of them read together in
-// place thrash the 8-way L1, so such A operands are packed instead.
-inline bool rows_alias(int64_t row_stride, size_t elem_bytes) {
-  const int64_t bytes = (row_stride < 0 ? -row_stride : row_stride) * int64_t(elem_bytes);
-  return bytes % 4096 == 0;
-}
-
-template <class Kern, typename TIn>
-void gemm_driver(int64_t M, int64_t N, int64_t K, typename Kern::TC alpha, const TIn* A,
-                 int64_t rs_a, int64_t cs_a, const TIn* B, int64_t rs_b, int64_t cs_b,
-                 typename Kern::TC beta, typename Kern::TC* C, int64_t rs_c, int64_t cs_c,
-                 int nthreads) {
+template <class Kern, AMode MODE, typename TIn>
+void driver_large_m(int64_t M, int64_t N, int64_t K, int64_t KC, typename Kern::TC alpha,
+                    const TIn* A, int64_t rs_a, int64_t cs_a, const TIn* B, int64_t rs_b,
+                    int64_t cs_b, typename Kern::TC beta, typename Kern::TC* C, int64_t rs_c,
+                    int64_t cs_c, int nt) {
   using TP = typename Kern::TP;
   using TC = typename Kern::TC;
   constexpr int MR = Kern::MR, NR = Kern::NR, KU = Kern::KU;
-  static const int64_t KC0 = getenv("BM_KC") ? atoi(getenv("BM_KC")) : Kern::KC;
-  static const int64_t NC = getenv("BM_NC") ? atoi(getenv("BM_NC")) : Kern::NC;
-  static const int64_t DAN = getenv("BM_DAN") ? atoi(getenv("BM_DAN")) : Kern::kDirectAMaxN;
-  if (M <= 0 || N <= 0) return;
-  if (K <= 0 || alpha == TC(0)) {
-    scale_c(M, N, beta, C, rs_c, cs_c);
-    return;
-  }
-  // Split K into equal slices: a short last slice (2048 = 5 x 384 + 128) cost 15% measured.
-  const int64_t n_slices = (K + KC0 - 1) / KC0;
-  const int64_t KC = ((K + n_slices - 1) / n_slices + KU - 1) / KU * KU;
-  // Parallel regions cost microseconds: give each thread at least ~4 MFLOP.
-  const double flops = 2.0 * double(M) * double(N) * double(K);
-  int nt = omp_in_parallel() ? 1 : std::max(1, nthreads);
-  nt = static_cast<int>(std::min<double>(nt, std::max(1.0, flops / 4e6)));
+  constexpr int64_t NC = Kern::NC;
   const int64_t n_ir = (M + MR - 1) / MR;
-  const int64_t kc_max = std::min<int64_t>(KC, (K + KU - 1) / KU * KU);
-
-  if (M <= Kern::kSmallM) {
-    // Small M (a batch of rows times a big weight): B is streamed once, panel by panel, and each
-    // B panel is used by every A panel while it is still in L1/L2. A (M x KC) is packed once per
-    // slice (or read directly). Threads split the NR panels of N.
-    // Direct B rows would be KC separate cache lines per panel, all in the same L1 set when the
-    // row stride is a multiple of 4 KiB: B panels are always packed (measured 2-3x faster).
-    const bool direct_a = Kern::kDirect && cs_a == 1;
-    const bool a_in_place = direct_a && !rows_alias(rs_a, sizeof(TIn));
-    const bool direct_b = false;
-    const int64_t n_jr = (N + NR - 1) / NR;
-    nt = static_cast<int>(std::min<int64_t>(nt, n_jr));
-#pragma omp parallel num_threads(nt) if (nt > 1)
-    {
-      const int t = omp_get_thread_num(), T = omp_get_num_threads();
-      const int64_t jr0 = n_jr * t / T, jr1 = n_jr * (t + 1) / T;
-      TP* apack = thread_scratch<TP>(size_t(n_ir) * MR * a_rows_ld(kc_max), 0);
-      TP* bpanel = direct_b ? nullptr : thread_scratch<TP>(size_t(NR) * kc_max, 1);
-      for (int64_t pc = 0; pc < K && jr0 < jr1; pc += KC) {
-        const int64_t kc = std::min<int64_t>(KC, K - pc);
-        const int64_t ksteps = (kc + KU - 1) / KU;
-        const TC beta_pc = pc == 0 ? beta : TC(1);
-        const int64_t lda_rows = a_in_place ? rs_a : a_rows_ld(kc);
-        const TP* abase = a_in_place ? reinterpret_cast<const TP*>(A + pc) : apack;
-        if (direct_a) {
-          if constexpr (Kern::kDirect)
-            if (!a_in_place)
-              copy_a_rows(reinterpret_cast<const TP*>(A + pc), rs_a, static_cast<int>(M), kc,
-                          apack, lda_rows);
-        } else {
-          for (int64_t ir = 0; ir < n_ir; ++ir)
-            pack_a_panel<Kern>(A + ir * MR * rs_a + pc * cs_a, rs_a, cs_a,
-                               static_cast<int>(std::min<int64_t>(MR, M - ir * MR)), kc,
-                               apack + ir * MR * ksteps * KU);
-        }
-        for (int64_t jr = jr0; jr < jr1; ++jr) {
-          const int64_t j0 = jr * NR;
-          const int n = static_cast<int>(std::min<int64_t>(NR, N - j0));
-          if (!direct_b) pack_b_panel<Kern>(B + pc * rs_b + j0 * cs_b, rs_b, cs_b, kc, n, bpanel);
-          const TP* bp = direct_b ? reinterpret_cast<const TP*>(B + pc * rs_b + j0) : bpanel;
-          const int64_t ldb = direct_b ? rs_b : NR;
-          for (int64_t ir = 0; ir < n_ir; ++ir) {
-            const int64_t i0 = ir * MR;
-            const int m = static_cast<int>(std::min<int64_t>(MR, M - i0));
-            TC* c = C + i0 * rs_c + j0 * cs_c;
-            if (direct_a) {
-              const TP* ap = abase + i0 * lda_rows;
-              if (direct_b)
-                call_ukr<Kern, true, true>(ksteps, ap, lda_rows, bp, ldb, c, rs_c, cs_c, m, n, alpha, beta_pc);
-              else
-                call_ukr<Kern, true, false>(ksteps, ap, lda_rows, bp, ldb, c, rs_c, cs_c, m, n, alpha, beta_pc);
-            } else {
-              const TP* ap = apack + ir * MR * ksteps * KU;
-              if (direct_b)
-                call_ukr<Kern, false, true>(ksteps, ap, MR, bp, ldb, c, rs_c, cs_c, m, n, alpha, beta_pc);
-              else
-                call_ukr<Kern, false, false>(ksteps, ap, MR, bp, ldb, c, rs_c, cs_c, m, n, alpha, beta_pc);
-            }
-          }
-        }
-      }
-    }
-    return;
-  }
-
-  // Large M. A is read directly (row-major A and few B panels to amortise a packed copy over)
-  // or packed one micro-panel at a time into L1.
-  const bool direct_a = Kern::kDirect && cs_a == 1;
-  const bool in_place = N <= DAN;
   const int64_t n_jb = (N + NC - 1) / NC;
   const bool by_columns = n_jb >= nt;
   const int64_t nc_max = std::min<int64_t>(NC, (N + NR - 1) / NR * NR);
+  const size_t abuf_size = size_t(MR) * std::max<int64_t>(a_rows_ld(KC), KC);
   // The shared B block (row-split mode) belongs to the calling thread; slot 2 keeps it apart
   // from the per-thread slots 0 and 1 used inside the region.
-  TP* bshared = by_columns ? nullptr : thread_scratch<TP>(size_t(kc_max) * nc_max, 2);
-  auto rows = [&](int64_t ir0, int64_t ir1, int64_t nc, int64_t kc, int64_t pc, const TP* bpack,
-                  TP* apack, TC beta_pc, TC* Cb) {
-    if (direct_a)
-      macro_rows<Kern, true>(ir0, ir1, M, nc, kc, A + pc * cs_a, rs_a, cs_a, bpack, apack, alpha,
-                             beta_pc, Cb, rs_c, cs_c, in_place);
-    else
-      macro_rows<Kern, false>(ir0, ir1, M, nc, kc, A + pc * cs_a, rs_a, cs_a, bpack, apack,
-                              alpha, beta_pc, Cb, rs_c, cs_c, false);
-  };
-
+  TP* bshared = by_columns ? nullptr : thread_scratch<TP>(size_t(KC) * nc_max, 2);
 #pragma omp parallel num_threads(nt) if (nt > 1)
   {
-    TP* apack = thread_scratch<TP>(size_t(MR) * a_rows_ld(kc_max), 0);
+    TP* abuf = thread_scratch<TP>(abuf_size, 0);
     if (by_columns) {
-      TP* bpack = thread_scratch<TP>(size_t(kc_max) * nc_max, 1);
+      TP* bpack = thread_scratch<TP>(size_t(KC) * nc_max, 1);
 #pragma omp for schedule(static)
       for (int64_t jb = 0; jb < n_jb; ++jb) {
         const int64_t j0 = jb * NC, nc = std::min<int64_t>(NC, N - j0);
@@ -295,7 +222,8 @@ void gemm_driver(int64_t M, int64_t N, int64_t K, typename Kern::TC alpha, const
           for (int64_t jr = 0; jr < nc; jr += NR)
             pack_b_panel<Kern>(B + pc * rs_b + (j0 + jr) * cs_b, rs_b, cs_b, kc,
                                static_cast<int>(std::min<int64_t>(NR, nc - jr)), bpack + jr * kpad);
-          rows(0, n_ir, nc, kc, pc, bpack, apack, pc == 0 ? beta : TC(1), C + j0 * cs_c);
+          macro_rows<Kern, MODE>(0, n_ir, M, nc, kc, A + pc * cs_a, rs_a, cs_a, bpack, abuf,
+                                 alpha, pc == 0 ? beta : TC(1), C + j0 * cs_c, rs_c, cs_c);
         }
       }
     } else {
@@ -312,13 +240,108 @@ void gemm_driver(int64_t M, int64_t N, int64_t K, typename Kern::TC alpha, const
                                bshared + p * NR * kpad);
           // Static split of the M panels: the same thread owns the same C rows for every pc.
           const int t = omp_get_thread_num(), T = omp_get_num_threads();
-          rows(n_ir * t / T, n_ir * (t + 1) / T, nc, kc, pc, bshared, apack,
-               pc == 0 ? beta : TC(1), C + j0 * cs_c);
+          macro_rows<Kern, MODE>(n_ir * t / T, n_ir * (t + 1) / T, M, nc, kc, A + pc * cs_a,
+                                 rs_a, cs_a, bshared, abuf, alpha, pc == 0 ? beta : TC(1),
+                                 C + j0 * cs_c, rs_c, cs_c);
 #pragma omp barrier
         }
       }
     }
   }
+}
+
+template <class Kern, AMode MODE, typename TIn>
+void driver_small_m(int64_t M, int64_t N, int64_t K, int64_t KC, typename Kern::TC alpha,
+                    const TIn* A, int64_t rs_a, int64_t cs_a, const TIn* B, int64_t rs_b,
+                    int64_t cs_b, typename Kern::TC beta, typename Kern::TC* C, int64_t rs_c,
+                    int64_t cs_c, int nt) {
+  using TP = typename Kern::TP;
+  using TC = typename Kern::TC;
+  constexpr int MR = Kern::MR, NR = Kern::NR, KU = Kern::KU;
+  constexpr bool RA = MODE != AMode::packed;
+  const int64_t n_ir = (M + MR - 1) / MR;
+  const int64_t n_jr = (N + NR - 1) / NR;
+  nt = static_cast<int>(std::min<int64_t>(nt, n_jr));
+#pragma omp parallel num_threads(nt) if (nt > 1)
+  {
+    const int t = omp_get_thread_num(), T = omp_get_num_threads();
+    const int64_t jr0 = n_jr * t / T, jr1 = n_jr * (t + 1) / T;
+    TP* abuf = thread_scratch<TP>(size_t(n_ir) * MR * std::max<int64_t>(a_rows_ld(KC), KC), 0);
+    TP* bpanel = thread_scratch<TP>(size_t(NR) * KC, 1);
+    for (int64_t pc = 0; pc < K && jr0 < jr1; pc += KC) {
+      const int64_t kc = std::min<int64_t>(KC, K - pc);
+      const int64_t ksteps = (kc + KU - 1) / KU;
+      const TC beta_pc = pc == 0 ? beta : TC(1);
+      const TP* abase = abuf;
+      int64_t lda = MR * ksteps * KU;  // distance between consecutive MR panels (packed)
+      if constexpr (MODE == AMode::rows_in_place) {
+        abase = reinterpret_cast<const TP*>(A + pc);
+        lda = rs_a;
+      } else if constexpr (MODE == AMode::rows_copy) {
+        lda = a_rows_ld(kc);
+        copy_a_rows<Kern>(A + pc, rs_a, static_cast<int>(M), kc, abuf, lda);
+      } else {
+        for (int64_t ir = 0; ir < n_ir; ++ir)
+          pack_a_panel<Kern>(A + ir * MR * rs_a + pc * cs_a, rs_a, cs_a,
+                             static_cast<int>(std::min<int64_t>(MR, M - ir * MR)), kc,
+                             abuf + ir * MR * ksteps * KU);
+      }
+      for (int64_t jr = jr0; jr < jr1; ++jr) {
+        const int64_t j0 = jr * NR;
+        const int n = static_cast<int>(std::min<int64_t>(NR, N - j0));
+        pack_b_panel<Kern>(B + pc * rs_b + j0 * cs_b, rs_b, cs_b, kc, n, bpanel);
+        for (int64_t ir = 0; ir < n_ir; ++ir) {
+          const int64_t i0 = ir * MR;
+          const int m = static_cast<int>(std::min<int64_t>(MR, M - i0));
+          const TP* ap = RA ? abase + i0 * lda : abase + ir * lda;
+          Kern::template ukr<RA>(ksteps, ap, lda, bpanel, C + i0 * rs_c + j0 * cs_c, rs_c, cs_c,
+                                 m, n, alpha, beta_pc);
+        }
+      }
+    }
+  }
+}
+
+template <class Kern, typename TIn>
+void gemm_driver(int64_t M, int64_t N, int64_t K, typename Kern::TC alpha, const TIn* A,
+                 int64_t rs_a, int64_t cs_a, const TIn* B, int64_t rs_b, int64_t cs_b,
+                 typename Kern::TC beta, typename Kern::TC* C, int64_t rs_c, int64_t cs_c,
+                 int nthreads) {
+  using TC = typename Kern::TC;
+  constexpr int KU = Kern::KU;
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0 || alpha == TC(0)) {
+    scale_c(M, N, beta, C, rs_c, cs_c);
+    return;
+  }
+  const int64_t n_slices = (K + Kern::KC - 1) / Kern::KC;
+  const int64_t KC = ((K + n_slices - 1) / n_slices + KU - 1) / KU * KU;
+  // Parallel regions cost microseconds: give each thread at least ~4 MFLOP.
+  const double flops = 2.0 * double(M) * double(N) * double(K);
+  int nt = omp_in_parallel() ? 1 : std::max(1, nthreads);
+  nt = static_cast<int>(std::min<double>(nt, std::max(1.0, flops / 4e6)));
+  const bool small_m = M <= Kern::kSmallM;
+  const bool row_major_a = Kern::kRowA && cs_a == 1;
+  const bool same_type = std::is_same<TIn, typename Kern::TP>::value;
+  const bool in_place = row_major_a && same_type && KU == 1 &&
+                        (small_m ? !rows_alias(rs_a, sizeof(TIn)) : N <= Kern::kInPlaceMaxN);
+#define BM_GEMM_RUN(DRIVER)                                                                        \
+  do {                                                                                             \
+    if constexpr (Kern::kRowA) {                                                                   \
+      if constexpr (std::is_same<TIn, typename Kern::TP>::value)                                   \
+        if (in_place)                                                                              \
+          return DRIVER<Kern, AMode::rows_in_place>(M, N, K, KC, alpha, A, rs_a, cs_a, B, rs_b,    \
+                                                    cs_b, beta, C, rs_c, cs_c, nt);                \
+      if (row_major_a)                                                                             \
+        return DRIVER<Kern, AMode::rows_copy>(M, N, K, KC, alpha, A, rs_a, cs_a, B, rs_b, cs_b,    \
+                                              beta, C, rs_c, cs_c, nt);                            \
+    }                                                                                              \
+    return DRIVER<Kern, AMode::packed>(M, N, K, KC, alpha, A, rs_a, cs_a, B, rs_b, cs_b, beta, C,  \
+                                       rs_c, cs_c, nt);                                            \
+  } while (0)
+  if (small_m) BM_GEMM_RUN(driver_small_m);
+  BM_GEMM_RUN(driver_large_m);
+#undef BM_GEMM_RUN
 }
 
 // Stores an MR x NR accumulator tile held in a plain array (edge tiles and strided C).
