@@ -69,24 +69,33 @@ struct KernF32 {
   static constexpr int64_t KC = 384, NC = 512;
   static constexpr bool kRowA = true;
   static constexpr int64_t kSmallM = 96, kInPlaceMaxN = 256;
+  // Edge panels with m <= 8 or m <= 4 rows run a shorter tile (no FMAs on padding rows: M = 64
+  // is 5 x 12 + 4).
   template <bool RA>
   static void ukr(int64_t ks, const float* a, int64_t lda, const float* b, float* c,
                   int64_t rs_c, int64_t cs_c, int m, int n, float alpha, float beta) {
+    if (m > 8) ukr_rows<RA, 12>(ks, a, lda, b, c, rs_c, cs_c, m, n, alpha, beta);
+    else if (m > 4) ukr_rows<RA, 8>(ks, a, lda, b, c, rs_c, cs_c, m, n, alpha, beta);
+    else ukr_rows<RA, 4>(ks, a, lda, b, c, rs_c, cs_c, m, n, alpha, beta);
+  }
+  template <bool RA, int R>
+  static void ukr_rows(int64_t ks, const float* a, int64_t lda, const float* b, float* c,
+                       int64_t rs_c, int64_t cs_c, int m, int n, float alpha, float beta) {
     prefetch_c(c, rs_c, cs_c, m);
-    __m512 acc[MR][2];
+    __m512 acc[R][2];
 #pragma GCC unroll 12
-    for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
-    const float* ar[MR];
+    for (int i = 0; i < R; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+    const float* ar[R];
     if constexpr (RA) {
 #pragma GCC unroll 12
-      for (int i = 0; i < MR; ++i) ar[i] = a + (i < m ? i : m - 1) * lda;
+      for (int i = 0; i < R; ++i) ar[i] = a + (i < m ? i : m - 1) * lda;
     }
     for (int64_t k = 0; k < ks; ++k) {
       const __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
       _mm_prefetch(reinterpret_cast<const char*>(b + 8 * NR), _MM_HINT_T0);
       _mm_prefetch(reinterpret_cast<const char*>(b + 8 * NR + 16), _MM_HINT_T0);
 #pragma GCC unroll 12
-      for (int i = 0; i < MR; ++i) {
+      for (int i = 0; i < R; ++i) {
         const __m512 ai = _mm512_set1_ps(RA ? ar[i][k] : a[i]);
         acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
         acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
@@ -94,7 +103,7 @@ struct KernF32 {
       if constexpr (!RA) a += MR;
       b += NR;
     }
-    store_f32<MR>(acc, c, rs_c, cs_c, m, n, alpha, beta);
+    store_f32<R>(acc, c, rs_c, cs_c, m, n, alpha, beta);
   }
 };
 
