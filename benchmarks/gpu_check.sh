@@ -12,7 +12,9 @@ say() { echo "== $*" | tee -a "$LOG"; }
 
 say "$(date -u) $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null || echo 'nvidia-smi unavailable')"
 say "pip install --no-build-isolation --no-deps ."
-python3 -m pip install --no-build-isolation --no-deps -v . 2>&1 | tail -n 40 | tee -a "$LOG"
+# PIP_BREAK_SYSTEM_PACKAGES: a throwaway GPU box may use a distribution-managed python3.
+PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install --no-build-isolation --no-deps -v . 2>&1 \
+  | tail -n 40 | tee -a "$LOG"
 # Run from outside the checkout so the installed package (not ./python) is imported.
 say "bigmodel.info()"
 (cd /tmp && python3 -c 'import bigmodel; print(bigmodel.info())') 2>&1 | tee -a "$LOG"
