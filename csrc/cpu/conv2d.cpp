@@ -46,6 +46,10 @@ void add_bias(const T* b, int64_t Kg, int64_t PQ, int64_t pt, T* y) {
 
 template <typename T>
 void forward_gemm(const Conv2dParams& p, const T* x, const T* w, const T* b, T* y) {
+#if defined(BM_X86)
+  if constexpr (std::is_same<T, float>::value)
+    if (active_isa() == Isa::avx512) return avx512::conv2d_gemm_forward(p, x, w, b, y);
+#endif
   const int64_t PQ = p.P * p.Q, HW = p.H * p.W, Cg = p.Cg(), Kg = p.Kg();
   const int64_t CRS = Cg * p.R * p.S;
   const bool pw = is_pointwise(p);
@@ -66,8 +70,38 @@ void forward_gemm(const Conv2dParams& p, const T* x, const T* w, const T* b, T* 
   });
 }
 
+// Stride 1: dx = conv(dy, w'), w'[c, k, r, s] = w[k, c, R-1-r, S-1-s] within each group, with
+// top/left padding d*(R-1) - pad (needs pad <= d*(R-1)): the forward kernel computes it.
+template <typename T>
+bool backward_data_as_forward(const Conv2dParams& p, const T* dy, const T* w, T* dx) {
+#if defined(BM_X86)
+  if constexpr (std::is_same<T, float>::value) {
+    if (active_isa() != Isa::avx512 || p.stride_h != 1 || p.stride_w != 1 ||
+        p.pad_h > p.dil_h * (p.R - 1) || p.pad_w > p.dil_w * (p.S - 1))
+      return false;
+    const int64_t Cg = p.Cg(), Kg = p.Kg(), RS = p.R * p.S;
+    std::vector<float> wt(size_t(p.K * Cg * RS));
+    for (int64_t g = 0; g < p.G; ++g)
+      for (int64_t k = 0; k < Kg; ++k)
+        for (int64_t c = 0; c < Cg; ++c)
+          for (int64_t rs = 0; rs < RS; ++rs)
+            wt[size_t(((g * Cg + c) * Kg + k) * RS + (RS - 1 - rs))] =
+                w[((g * Kg + k) * Cg + c) * RS + rs];
+    Conv2dParams q = p;
+    q.C = p.K; q.H = p.P; q.W = p.Q;
+    q.K = p.C; q.P = p.H; q.Q = p.W;
+    q.pad_h = p.dil_h * (p.R - 1) - p.pad_h;
+    q.pad_w = p.dil_w * (p.S - 1) - p.pad_w;
+    avx512::conv2d_gemm_forward(q, dy, wt.data(), nullptr, dx);
+    return true;
+  }
+#endif
+  return false;
+}
+
 template <typename T>
 void backward_data_gemm(const Conv2dParams& p, const T* dy, const T* w, T* dx) {
+  if (backward_data_as_forward(p, dy, w, dx)) return;
   const int64_t PQ = p.P * p.Q, HW = p.H * p.W, Cg = p.Cg(), Kg = p.Kg();
   const int64_t CRS = Cg * p.R * p.S;
   const bool pw = is_pointwise(p);
@@ -107,6 +141,10 @@ inline double tile_fill(int64_t M, int64_t N) {
 
 template <typename T>
 void backward_weight_gemm(const Conv2dParams& p, const T* dy, const T* x, T* dw) {
+#if defined(BM_X86)
+  if constexpr (std::is_same<T, float>::value)
+    if (active_isa() == Isa::avx512) return avx512::conv2d_gemm_backward_weight(p, dy, x, dw);
+#endif
   const int64_t PQ = p.P * p.Q, HW = p.H * p.W, Cg = p.Cg(), Kg = p.Kg();
   const int64_t CRS = Cg * p.R * p.S, wsize = p.K * CRS;
   const bool pw = is_pointwise(p);

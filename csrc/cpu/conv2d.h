@@ -54,6 +54,10 @@ bool conv2d_small_forward(const Conv2dParams& p, const float* x, const float* w,
                           float* y);
 bool conv2d_small_backward_weight(const Conv2dParams& p, const float* dy, const float* x,
                                   float* dw);
+// The gemm variant's implicit-GEMM kernels (any shape; float only).
+void conv2d_gemm_forward(const Conv2dParams& p, const float* x, const float* w, const float* b,
+                         float* y);
+void conv2d_gemm_backward_weight(const Conv2dParams& p, const float* dy, const float* x, float* dw);
 }  // namespace avx512
 
 }  // namespace bm
