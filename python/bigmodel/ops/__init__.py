@@ -4,6 +4,10 @@ Every op validates its arguments first and raises ValueError/TypeError naming th
 the shapes it got; it allocates the output on the inputs' device and calls the native kernel
 with the GIL released.
 """
+from .conv import conv2d, conv2d_backward
 from .gemm import gemm, matmul
+from .pool import (avg_pool2d, avg_pool2d_backward, global_avg_pool2d, global_avg_pool2d_backward,
+                   max_pool2d, max_pool2d_backward)
 
-__all__ = ["gemm", "matmul"]
+__all__ = ["gemm", "matmul", "conv2d", "conv2d_backward", "max_pool2d", "max_pool2d_backward",
+           "avg_pool2d", "avg_pool2d_backward", "global_avg_pool2d", "global_avg_pool2d_backward"]

@@ -1,0 +1,363 @@
+// AVX-512 kernels of the conv2d "small" variant (groups 1, C*R*S <= 27: first layers such as
+// MNIST's 1->32 3x3 or RGB 3->64 3x3), float32.
+//
+// Forward: for 16 output pixels, the C*R*S im2col taps are loaded once into zmm registers; every
+// output channel is then C*R*S broadcast-FMAs away, KB channels at a time so that KB independent
+// FMA chains hide the 4-cycle latency. The kernel is compute-bound on registers (no reload of the
+// input per channel) and writes each output once.
+// dW: dW[k, t] = sum_j dy[k, j] * col[t, j]: KB x CRS vector accumulators (<= 28 zmm) over a
+// tile of pixels, reduced horizontally once per tile.
+// Both are instantiated for every tap count 1..27 (the register arrays need it at compile time).
+// GCC 12's AVX-512 headers trip -Wuninitialized on their own `__Y = __Y` placeholders.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+
+#include <array>
+#include <utility>
+#include <vector>
+
+#include "cpu/conv2d_detail.h"
+
+namespace bm {
+namespace avx512 {
+namespace {
+
+using namespace conv_detail;
+
+inline __mmask16 tail_mask(int64_t left) {
+  return left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1);
+}
+
+template <int CRS, int KB>
+inline void fwd_channels(const __m512 (&tap)[CRS], const float* w, const float* b, int64_t k0,
+                         float* y, int64_t PQ, __mmask16 m) {
+  __m512 acc[KB];
+#pragma GCC unroll 8
+  for (int i = 0; i < KB; ++i) acc[i] = b ? _mm512_set1_ps(b[k0 + i]) : _mm512_setzero_ps();
+#pragma GCC unroll 27
+  for (int t = 0; t < CRS; ++t)
+#pragma GCC unroll 8
+    for (int i = 0; i < KB; ++i)
+      acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(w[(k0 + i) * CRS + t]), tap[t], acc[i]);
+#pragma GCC unroll 8
+  for (int i = 0; i < KB; ++i) _mm512_mask_storeu_ps(y + (k0 + i) * PQ, m, acc[i]);
+}
+
+template <int CRS>
+void fwd_tile(const float* col, int64_t ld, int64_t pt, const float* w, const float* b, int64_t K,
+              float* y, int64_t PQ) {
+  constexpr int KB = CRS <= 23 ? 8 : 4;
+  for (int64_t j0 = 0; j0 < pt; j0 += 16) {
+    const __mmask16 m = tail_mask(pt - j0);
+    __m512 tap[CRS];
+#pragma GCC unroll 27
+    for (int t = 0; t < CRS; ++t) tap[t] = _mm512_load_ps(col + t * ld + j0);
+    int64_t k = 0;
+    for (; k + KB <= K; k += KB) fwd_channels<CRS, KB>(tap, w, b, k, y + j0, PQ, m);
+    for (; k < K; ++k) fwd_channels<CRS, 1>(tap, w, b, k, y + j0, PQ, m);
+  }
+}
+
+template <int CRS, int KB>
+inline void dw_channels(const float* col, int64_t ld, int64_t pt, const float* dy, int64_t PQ,
+                        float* acc) {
+  __m512 a[KB][CRS];
+#pragma GCC unroll 4
+  for (int i = 0; i < KB; ++i)
+#pragma GCC unroll 27
+    for (int t = 0; t < CRS; ++t) a[i][t] = _mm512_setzero_ps();
+  for (int64_t j0 = 0; j0 < pt; j0 += 16) {
+    const __mmask16 m = tail_mask(pt - j0);
+    __m512 d[KB];
+#pragma GCC unroll 4
+    for (int i = 0; i < KB; ++i) d[i] = _mm512_maskz_loadu_ps(m, dy + i * PQ + j0);
+#pragma GCC unroll 27
+    for (int t = 0; t < CRS; ++t) {
+      const __m512 c = _mm512_maskz_load_ps(m, col + t * ld + j0);
+#pragma GCC unroll 4
+      for (int i = 0; i < KB; ++i) a[i][t] = _mm512_fmadd_ps(d[i], c, a[i][t]);
+    }
+  }
+#pragma GCC unroll 4
+  for (int i = 0; i < KB; ++i)
+#pragma GCC unroll 27
+    for (int t = 0; t < CRS; ++t) acc[i * CRS + t] += _mm512_reduce_add_ps(a[i][t]);
+}
+
+template <int CRS>
+void dw_tile(const float* col, int64_t ld, int64_t pt, const float* dy, int64_t K, int64_t PQ,
+             float* acc) {
+  constexpr int KB = CRS <= 7 ? 4 : 28 / CRS;
+  int64_t k = 0;
+  for (; k + KB <= K; k += KB) dw_channels<CRS, KB>(col, ld, pt, dy + k * PQ, PQ, acc + k * CRS);
+  for (; k < K; ++k) dw_channels<CRS, 1>(col, ld, pt, dy + k * PQ, PQ, acc + k * CRS);
+}
+
+using FwdFn = void (*)(const float*, int64_t, int64_t, const float*, const float*, int64_t,
+                       float*, int64_t);
+using DwFn = void (*)(const float*, int64_t, int64_t, const float*, int64_t, int64_t, float*);
+
+template <size_t... I>
+constexpr std::array<FwdFn, sizeof...(I)> fwd_table(std::index_sequence<I...>) {
+  return {&fwd_tile<int(I) + 1>...};
+}
+template <size_t... I>
+constexpr std::array<DwFn, sizeof...(I)> dw_table(std::index_sequence<I...>) {
+  return {&dw_tile<int(I) + 1>...};
+}
+constexpr auto kFwd = fwd_table(std::make_index_sequence<kSmallMaxTaps>());
+constexpr auto kDw = dw_table(std::make_index_sequence<kSmallMaxTaps>());
+
+}  // namespace
+
+bool conv2d_small_forward(const Conv2dParams& p, const float* x, const float* w, const float* b,
+                          float* y) {
+  const int64_t CRS = p.C * p.R * p.S;
+  if (p.G != 1 || CRS < 1 || CRS > kSmallMaxTaps) return false;
+  const int64_t PQ = p.P * p.Q, HW = p.H * p.W;
+  const int64_t TL = small_tile(PQ), ntiles = (PQ + TL - 1) / TL;
+  const FwdFn fn = kFwd[size_t(CRS - 1)];
+  parallel_for(p.N * ntiles, [&](int64_t item) {
+    const int64_t n = item / ntiles, p0 = (item % ntiles) * TL;
+    const int64_t pt = std::min(TL, PQ - p0);
+    float* col = thread_scratch<float>(size_t(CRS) * TL, kSlotCol);
+    im2col_tile(p, x + n * p.C * HW, p0, pt, col, TL);
+    fn(col, TL, pt, w, b, p.K, y + n * p.K * PQ + p0, PQ);
+  });
+  return true;
+}
+
+bool conv2d_small_backward_weight(const Conv2dParams& p, const float* dy, const float* x,
+                                  float* dw) {
+  const int64_t CRS = p.C * p.R * p.S;
+  if (p.G != 1 || CRS < 1 || CRS > kSmallMaxTaps) return false;
+  const int64_t PQ = p.P * p.Q, HW = p.H * p.W, wsize = p.K * CRS;
+  const int64_t TL = small_tile(PQ), ntiles = (PQ + TL - 1) / TL, items = p.N * ntiles;
+  const DwFn fn = kDw[size_t(CRS - 1)];
+  const int nt = static_cast<int>(std::min<int64_t>(num_threads(), items));
+  std::vector<float> part(size_t(nt) * size_t(wsize), 0.f);
+  std::exception_ptr err = nullptr;
+#pragma omp parallel num_threads(nt) if (nt > 1)
+  {
+    float* acc = part.data() + size_t(omp_get_thread_num()) * size_t(wsize);
+#pragma omp for schedule(static)
+    for (int64_t item = 0; item < items; ++item) {
+      try {
+        const int64_t n = item / ntiles, p0 = (item % ntiles) * TL;
+        const int64_t pt = std::min(TL, PQ - p0);
+        float* col = thread_scratch<float>(size_t(CRS) * TL, kSlotCol);
+        im2col_tile(p, x + n * p.C * HW, p0, pt, col, TL);
+        fn(col, TL, pt, dy + n * p.K * PQ + p0, p.K, PQ, acc);
+      } catch (...) {
+#pragma omp critical(bm_conv_err)
+        if (!err) err = std::current_exception();
+      }
+    }
+  }
+  if (err) std::rethrow_exception(err);
+  for (int64_t i = 0; i < wsize; ++i) {
+    float s = 0.f;
+    for (int t = 0; t < nt; ++t) s += part[size_t(t) * size_t(wsize) + size_t(i)];
+    dw[i] = s;
+  }
+  return true;
+}
+
+}  // namespace avx512
+
+// ---- gemm variant, AVX-512: unpacked implicit GEMM on im2col tiles ------------------------------
+//
+// Forward: y_g (Kg x pixels) = W_g (Kg x CRS) * col (CRS x pixels). The im2col tile's rows are
+// pixel-contiguous, so it is the vector operand as it stands (NR = 48 pixels = 3 zmm) and the
+// weights are broadcast straight from W's rows (MR = 8 output channels): 24 accumulators, no
+// packing besides the im2col itself. The 8 x CRS weight panel stays in L1 while the kernel sweeps
+// the tile's pixel panels, which stream from L2.
+// dW: dW_g^T (CRS x Kg) += col (CRS x pixels) * dy^T (pixels x Kg): the tile of dy is transposed
+// (Kg x pixels is small: the cost is 1/CRS of the FLOPs) so that it is the vector operand (NR =
+// up to 64 channels), and col's rows are broadcast (MR = 6..12): the reduction runs over pixels.
+// dx (stride 1): dx = conv(dy, W flipped and transposed, padding d*(R-1) - pad), the forward.
+namespace avx512 {
+namespace {
+
+inline __mmask16 lanes(int64_t n) {
+  return n >= 16 ? __mmask16(0xffff) : n <= 0 ? __mmask16(0) : __mmask16((1u << n) - 1);
+}
+
+// C[MR x 48] = A (MR rows of lda, CRS columns) * B (CRS rows of ldb, 48 columns) (+ bias).
+template <int MR>
+inline void fwd_ukr(int64_t crs, const float* a, int64_t lda, const float* b, int64_t ldb,
+                    float* c, int64_t ldc, int64_t n, const float* bias) {
+  __m512 acc[MR][3];
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i) {
+    const __m512 init = bias ? _mm512_set1_ps(bias[i]) : _mm512_setzero_ps();
+    acc[i][0] = acc[i][1] = acc[i][2] = init;
+  }
+  for (int64_t k = 0; k < crs; ++k) {
+    const __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16), b2 = _mm512_load_ps(b + 32);
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) {
+      const __m512 ai = _mm512_set1_ps(a[i * lda + k]);
+      acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
+      acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
+      acc[i][2] = _mm512_fmadd_ps(ai, b2, acc[i][2]);
+    }
+    b += ldb;
+  }
+  const __mmask16 m0 = lanes(n), m1 = lanes(n - 16), m2 = lanes(n - 32);
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i) {
+    _mm512_mask_storeu_ps(c + i * ldc, m0, acc[i][0]);
+    _mm512_mask_storeu_ps(c + i * ldc + 16, m1, acc[i][1]);
+    _mm512_mask_storeu_ps(c + i * ldc + 32, m2, acc[i][2]);
+  }
+}
+
+using FwdUkr = void (*)(int64_t, const float*, int64_t, const float*, int64_t, float*, int64_t,
+                        int64_t, const float*);
+constexpr FwdUkr kFwdUkr[9] = {nullptr, fwd_ukr<1>, fwd_ukr<2>, fwd_ukr<3>, fwd_ukr<4>,
+                               fwd_ukr<5>, fwd_ukr<6>, fwd_ukr<7>, fwd_ukr<8>};
+
+// C[MR x 16*NV] += A (MR rows of lda, np columns) * B (np rows of ldb, 16*NV columns).
+template <int NV, int MR>
+inline void dw_ukr(int64_t np, const float* a, int64_t lda, const float* b, int64_t ldb, float* c,
+                   int64_t ldc, int64_t n) {
+  __m512 acc[MR][NV];
+#pragma GCC unroll 12
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < np; ++k) {
+    __m512 bv[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) bv[v] = _mm512_load_ps(b + 16 * v);
+#pragma GCC unroll 12
+    for (int i = 0; i < MR; ++i) {
+      const __m512 ai = _mm512_set1_ps(a[i * lda + k]);
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_fmadd_ps(ai, bv[v], acc[i][v]);
+    }
+    b += ldb;
+  }
+#pragma GCC unroll 12
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) {
+      const __mmask16 m = lanes(n - 16 * v);
+      float* dst = c + i * ldc + 16 * v;
+      _mm512_mask_storeu_ps(dst, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, dst), acc[i][v]));
+    }
+}
+
+constexpr int dw_mr(int nv) { return nv == 4 ? 6 : nv == 3 ? 8 : 12; }
+
+template <int NV, int... I>
+constexpr auto dw_row(std::integer_sequence<int, I...>) {
+  using Fn = void (*)(int64_t, const float*, int64_t, const float*, int64_t, float*, int64_t, int64_t);
+  return std::array<Fn, 13>{nullptr, (I + 1 <= dw_mr(NV) ? &dw_ukr<NV, (I + 1 <= dw_mr(NV) ? I + 1 : 1)> : nullptr)...};
+}
+constexpr auto kDwUkr1 = dw_row<1>(std::make_integer_sequence<int, 12>());
+constexpr auto kDwUkr2 = dw_row<2>(std::make_integer_sequence<int, 12>());
+constexpr auto kDwUkr3 = dw_row<3>(std::make_integer_sequence<int, 12>());
+constexpr auto kDwUkr4 = dw_row<4>(std::make_integer_sequence<int, 12>());
+
+// Pixel tile width for the forward: ~192 KiB of im2col, a multiple of 48, at least 2 items per
+// thread.
+int64_t fwd_tile(const Conv2dParams& p, int64_t CRS) {
+  const int64_t PQ = p.P * p.Q;
+  int64_t nb = (int64_t(48) * 1024) / CRS;
+  const int64_t want = 2 * int64_t(num_threads());
+  const int64_t per_image = (want + p.N * p.G - 1) / (p.N * p.G);
+  if (per_image > 1) nb = std::min(nb, (PQ + per_image - 1) / per_image);
+  nb = std::max<int64_t>(48, (nb + 47) / 48 * 48);
+  return std::min(nb, (PQ + 47) / 48 * 48);
+}
+
+}  // namespace
+
+void conv2d_gemm_forward(const Conv2dParams& p, const float* x, const float* w, const float* b,
+                         float* y) {
+  const int64_t PQ = p.P * p.Q, HW = p.H * p.W, Cg = p.Cg(), Kg = p.Kg();
+  const int64_t CRS = Cg * p.R * p.S;
+  const int64_t NB = fwd_tile(p, CRS), ntiles = (PQ + NB - 1) / NB;
+  parallel_for(p.N * p.G * ntiles, [&](int64_t item) {
+    const int64_t tile = item % ntiles, ng = item / ntiles, g = ng % p.G, n = ng / p.G;
+    const int64_t p0 = tile * NB, pt = std::min(NB, PQ - p0);
+    float* col = thread_scratch<float>(size_t(CRS) * NB, kSlotCol);
+    im2col_tile(p, x + (n * p.C + g * Cg) * HW, p0, pt, col, NB);
+    if (pt < NB)  // the last panel's unused columns: zeros, not stale (possibly denormal) data
+      for (int64_t t = 0; t < CRS; ++t) std::fill(col + t * NB + pt, col + (t + 1) * NB, 0.f);
+    const float* wg = w + g * Kg * CRS;
+    float* yg = y + (n * p.K + g * Kg) * PQ + p0;
+    for (int64_t k0 = 0; k0 < Kg; k0 += 8) {
+      const int mr = static_cast<int>(std::min<int64_t>(8, Kg - k0));
+      const float* bias = b ? b + g * Kg + k0 : nullptr;
+      for (int64_t j0 = 0; j0 < pt; j0 += 48)
+        kFwdUkr[mr](CRS, wg + k0 * CRS, CRS, col + j0, NB, yg + k0 * PQ + j0, PQ,
+                    std::min<int64_t>(48, pt - j0), bias);
+    }
+  });
+}
+
+void conv2d_gemm_backward_weight(const Conv2dParams& p, const float* dy, const float* x,
+                                 float* dw) {
+  const int64_t PQ = p.P * p.Q, HW = p.H * p.W, Cg = p.Cg(), Kg = p.Kg();
+  const int64_t CRS = Cg * p.R * p.S, wsize = p.K * CRS;
+  const int64_t Kpad = (Kg + 15) / 16 * 16;
+  // Pixel tile: ~128 KiB of im2col and dy^T (<= 32 KiB, stays in L1 while col streams).
+  int64_t NB = std::min<int64_t>(32768 / CRS, 8192 / Kpad);
+  NB = std::clamp<int64_t>(NB / 16 * 16, 16, 512);
+  NB = std::min(NB, (PQ + 15) / 16 * 16);
+  const int64_t ntiles = (PQ + NB - 1) / NB, items = p.N * p.G * ntiles;
+  const int nt = static_cast<int>(std::min<int64_t>(num_threads(), items));
+  std::vector<float> part(size_t(nt) * size_t(wsize), 0.f);  // per thread: dW_g^T (CRS x Kg)
+  std::exception_ptr err = nullptr;
+#pragma omp parallel num_threads(nt) if (nt > 1)
+  {
+    float* acc = part.data() + size_t(omp_get_thread_num()) * size_t(wsize);
+#pragma omp for schedule(static)
+    for (int64_t item = 0; item < items; ++item) {
+      try {
+        const int64_t tile = item % ntiles, ng = item / ntiles, g = ng % p.G, n = ng / p.G;
+        const int64_t p0 = tile * NB, pt = std::min(NB, PQ - p0);
+        float* col = thread_scratch<float>(size_t(CRS) * NB, kSlotCol);
+        float* dyt = thread_scratch<float>(size_t(NB) * Kpad, kSlotCol + 1);
+        im2col_tile(p, x + (n * p.C + g * Cg) * HW, p0, pt, col, NB);
+        const float* dyg = dy + (n * p.K + g * Kg) * PQ + p0;
+        for (int64_t j = 0; j < pt; ++j) {
+          float* row = dyt + j * Kpad;
+          for (int64_t k = 0; k < Kg; ++k) row[k] = dyg[k * PQ + j];
+          for (int64_t k = Kg; k < Kpad; ++k) row[k] = 0.f;
+        }
+        float* accg = acc + g * Kg * CRS;
+        for (int64_t j0 = 0; j0 < Kg; j0 += 64) {
+          const int64_t nc = std::min<int64_t>(64, Kg - j0);
+          const int nv = static_cast<int>((nc + 15) / 16);
+          const auto& row = nv == 4 ? kDwUkr4 : nv == 3 ? kDwUkr3 : nv == 2 ? kDwUkr2 : kDwUkr1;
+          const int64_t MR = dw_mr(nv);
+          for (int64_t i0 = 0; i0 < CRS; i0 += MR) {
+            const int mr = static_cast<int>(std::min<int64_t>(MR, CRS - i0));
+            row[mr](pt, col + i0 * NB, NB, dyt + j0, Kpad, accg + i0 * Kg + j0, Kg, nc);
+          }
+        }
+      } catch (...) {
+#pragma omp critical(bm_conv_err)
+        if (!err) err = std::current_exception();
+      }
+    }
+  }
+  if (err) std::rethrow_exception(err);
+  // dw[g*Kg + k][t] = sum over threads of part[g][t][k].
+  parallel_for(p.G * Kg, [&](int64_t gk) {
+    const int64_t g = gk / Kg, k = gk % Kg;
+    for (int64_t t = 0; t < CRS; ++t) {
+      float s = 0.f;
+      for (int th = 0; th < nt; ++th) s += part[size_t(th) * wsize + size_t(g * Kg * CRS + t * Kg + k)];
+      dw[gk * CRS + t] = s;
+    }
+  });
+}
+
+}  // namespace avx512
+}  // namespace bm
