@@ -4,6 +4,11 @@ Every op validates its arguments first and raises ValueError/TypeError naming th
 the shapes it got; it allocates the output on the inputs' device and calls the native kernel
 with the GIL released.
 """
+from .attention import attention, attention_backward
 from .gemm import gemm, matmul
+from .nn import (cross_entropy, cross_entropy_backward, layer_norm, layer_norm_backward,
+                 log_softmax, log_softmax_backward, softmax, softmax_backward)
 
-__all__ = ["gemm", "matmul"]
+__all__ = ["gemm", "matmul", "attention", "attention_backward", "softmax", "softmax_backward",
+           "log_softmax", "log_softmax_backward", "cross_entropy", "cross_entropy_backward",
+           "layer_norm", "layer_norm_backward"]
