@@ -22,6 +22,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 
 #include "common/cpu_features.h"
 #include "common/scratch.h"
@@ -33,7 +34,7 @@ namespace bm {
 namespace BM_ISA_NS {
 namespace attn {
 
-constexpr int64_t kFwdBQ = 64, kFwdBK = 512;
+constexpr int64_t kFwdBQ = 96, kFwdBK = 256;
 constexpr int64_t kBwdBQ = 64, kBwdBK = 128;
 
 // row[j] holds raw scores of query i against keys j0 + j (j < nk). Rewrites them as
@@ -75,54 +76,41 @@ inline bool plain_row(const AttnArgs<T>& a, int64_t i, int64_t j_last) {
   return a.mask_kind == MaskKind::none && (!a.causal || j_last <= i) && a.scale > T(0);
 }
 
+// Online-softmax step for the rows [0, mq) of a score tile (queries i0 + r, keys j0 .. j0+nk):
+// turns S into P = exp(S - m_new) in place, updates the running max m and sum l, and returns
+// the factor alpha[r] = exp(m_old - m_new) by which the row's output accumulator must shrink.
 template <typename T>
-void forward_block(const AttnArgs<T>& a, int64_t b, int64_t h, int64_t qb, T* S, T* O, T* m,
-                   T* l) {
-  constexpr int64_t BQ = kFwdBQ, BK = kFwdBK;
+inline void online_softmax(const AttnArgs<T>& a, int64_t b, int64_t h, int64_t i0, int64_t mq,
+                           int64_t j0, int64_t nk, T* S, int64_t ld, T* m, T* l, T* alpha) {
   const T ninf = -std::numeric_limits<T>::infinity();
-  const int64_t D = a.D, Dv = a.Dv;
-  const int64_t i0 = qb * BQ, mq = std::min(BQ, a.Sq - i0);
-  const T* qp = a.q + b * a.qs[0] + h * a.qs[1] + i0 * a.qs[2];
-  const T* kp = a.k + b * a.ks[0] + h * a.ks[1];
-  const T* vp = a.v + b * a.vs[0] + h * a.vs[1];
-  T* outp = a.out + ((b * a.H + h) * a.Sq + i0) * Dv;
-  T* lsep = a.lse + (b * a.H + h) * a.Sq + i0;
-  const int64_t kend = a.causal ? std::min(a.Sk, i0 + mq) : a.Sk;
-
-  std::fill(m, m + mq, ninf);
-  std::fill(l, l + mq, T(0));
-  std::memset(O, 0, sizeof(T) * mq * Dv);
-  for (int64_t j0 = 0; j0 < kend; j0 += BK) {
-    const int64_t nk = std::min(BK, kend - j0);
-    gemm<T>(mq, nk, D, T(1), qp, a.qs[2], 1, kp + j0 * a.ks[2], 1, a.ks[2], T(0), S, BK, 1);
-    for (int64_t r = 0; r < mq; ++r) {
-      const int64_t i = i0 + r;
-      T* row = S + r * BK;
-      const bool plain = plain_row(a, i, j0 + nk - 1);
-      T mx;
-      if (plain) {
-        mx = a.scale * vm::max_row(row, nk);
-      } else {
-        mask_row(a, b, h, i, j0, nk, row);
-        mx = vm::max_row(row, nk);
-      }
-      const T m_new = std::max(m[r], mx);
-      if (m_new == ninf) {  // every key so far hidden: P row is zero
-        std::memset(row, 0, sizeof(T) * nk);
-        continue;
-      }
-      const T alpha = std::exp(m[r] - m_new);
-      const T sum = vm::exp_row(row, nk, plain ? a.scale : T(1), m_new);
-      l[r] = l[r] * alpha + sum;
-      m[r] = m_new;
-      if (alpha != T(1)) {
-        T* o = O + r * Dv;
-#pragma omp simd
-        for (int64_t d = 0; d < Dv; ++d) o[d] *= alpha;
-      }
+  for (int64_t r = 0; r < mq; ++r) {
+    const int64_t i = i0 + r;
+    T* row = S + r * ld;
+    const bool plain = plain_row(a, i, j0 + nk - 1);
+    T mx;
+    if (plain) {
+      mx = a.scale * vm::max_row(row, nk);
+    } else {
+      mask_row(a, b, h, i, j0, nk, row);
+      mx = vm::max_row(row, nk);
     }
-    gemm<T>(mq, Dv, nk, T(1), S, BK, 1, vp + j0 * a.vs[2], a.vs[2], 1, T(1), O, Dv, 1);
+    const T m_new = std::max(m[r], mx);
+    alpha[r] = T(1);
+    if (m_new == ninf) {  // every key so far hidden: P row is zero
+      std::memset(row, 0, sizeof(T) * nk);
+      continue;
+    }
+    alpha[r] = std::exp(m[r] - m_new);
+    const T sum = vm::exp_row(row, nk, plain ? a.scale : T(1), m_new);
+    l[r] = l[r] * alpha[r] + sum;
+    m[r] = m_new;
   }
+}
+
+// out = O / l and lse = m + log l for rows [0, mq); zeros and -inf where l == 0.
+template <typename T>
+inline void finalize_rows(int64_t mq, int64_t Dv, const T* O, const T* m, const T* l, T* outp,
+                          T* lsep) {
   for (int64_t r = 0; r < mq; ++r) {
     T* dst = outp + r * Dv;
     if (l[r] > T(0)) {
@@ -133,13 +121,222 @@ void forward_block(const AttnArgs<T>& a, int64_t b, int64_t h, int64_t qb, T* S,
       lsep[r] = m[r] + std::log(l[r]);
     } else {
       std::memset(dst, 0, sizeof(T) * Dv);
-      lsep[r] = ninf;
+      lsep[r] = -std::numeric_limits<T>::infinity();
     }
   }
 }
 
+// Generic forward of one query block: both tile products through bm::gemm.
+template <typename T>
+void forward_block(const AttnArgs<T>& a, int64_t b, int64_t h, int64_t qb, T* S, T* O, T* m,
+                   T* l, T* alpha) {
+  constexpr int64_t BQ = kFwdBQ, BK = kFwdBK;
+  const int64_t D = a.D, Dv = a.Dv;
+  const int64_t i0 = qb * BQ, mq = std::min(BQ, a.Sq - i0);
+  const T* qp = a.q + b * a.qs[0] + h * a.qs[1] + i0 * a.qs[2];
+  const T* kp = a.k + b * a.ks[0] + h * a.ks[1];
+  const T* vp = a.v + b * a.vs[0] + h * a.vs[1];
+  const int64_t kend = a.causal ? std::min(a.Sk, i0 + mq) : a.Sk;
+
+  std::fill(m, m + mq, -std::numeric_limits<T>::infinity());
+  std::fill(l, l + mq, T(0));
+  std::memset(O, 0, sizeof(T) * mq * Dv);
+  for (int64_t j0 = 0; j0 < kend; j0 += BK) {
+    const int64_t nk = std::min(BK, kend - j0);
+    gemm<T>(mq, nk, D, T(1), qp, a.qs[2], 1, kp + j0 * a.ks[2], 1, a.ks[2], T(0), S, BK, 1);
+    online_softmax(a, b, h, i0, mq, j0, nk, S, BK, m, l, alpha);
+    for (int64_t r = 0; r < mq; ++r) {
+      if (alpha[r] == T(1)) continue;
+      T* o = O + r * Dv;
+#pragma omp simd
+      for (int64_t d = 0; d < Dv; ++d) o[d] *= alpha[r];
+    }
+    gemm<T>(mq, Dv, nk, T(1), S, BK, 1, vp + j0 * a.vs[2], a.vs[2], 1, T(1), O, Dv, 1);
+  }
+  finalize_rows(mq, Dv, O, m, l, a.out + ((b * a.H + h) * a.Sq + i0) * Dv,
+                a.lse + (b * a.H + h) * a.Sq + i0);
+}
+
+#if defined(__AVX512F__)
+// ---- AVX-512 float32 forward: own register-blocked tile products, no per-tile packing ----
+// K^T of a head is packed once per task into 32-key panels (Kp[p][d][32]); each query block is
+// packed (pre-scaled) into 12-row panels (Qp[c][d][12]). S = Q K^T runs a 12 x 32 micro-kernel
+// (24 accumulators, 2 loads + 12 broadcasts per 24 FMAs); O = alpha O + P V runs a 6 x 64
+// micro-kernel that broadcasts P straight from the score tile and loads V rows in place (V is
+// row-major with unit stride, so it needs no packing at all), folding the online-softmax
+// rescale into its store.
+namespace fast {
+
+constexpr int64_t BQ = 96, BK = 256, MQK = 12, MPV = 6;
+
+inline void pack_kt(const float* k, int64_t ldk, int64_t nkeys, int64_t D, float* Kp) {
+  for (int64_t p = 0; p * 32 < nkeys; ++p) {
+    float* dst = Kp + p * D * 32;
+    const int64_t n = std::min<int64_t>(32, nkeys - p * 32);
+    if (n < 32) std::memset(dst, 0, sizeof(float) * D * 32);
+    for (int64_t jj = 0; jj < n; ++jj) {
+      const float* src = k + (p * 32 + jj) * ldk;
+      for (int64_t d = 0; d < D; ++d) dst[d * 32 + jj] = src[d];
+    }
+  }
+}
+
+inline void pack_q(const float* q, int64_t ldq, int64_t mq, int64_t D, float scale, float* Qp) {
+  for (int64_t c = 0; c * MQK < mq; ++c) {
+    float* dst = Qp + c * D * MQK;
+    const int64_t n = std::min<int64_t>(MQK, mq - c * MQK);
+    if (n < MQK) std::memset(dst, 0, sizeof(float) * D * MQK);
+    for (int64_t r = 0; r < n; ++r) {
+      const float* src = q + (c * MQK + r) * ldq;
+      for (int64_t d = 0; d < D; ++d) dst[d * MQK + r] = scale * src[d];
+    }
+  }
+}
+
+// S[r][0..32) = sum_d Qp[d][r] Kp[d][0..32) for r < 12; S rows BK apart.
+inline void ukr_qk(const float* Qp, const float* Kp, int64_t D, float* S) {
+  __m512 acc[MQK][2];
+#pragma GCC unroll 12
+  for (int r = 0; r < MQK; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+  for (int64_t d = 0; d < D; ++d) {
+    const __m512 b0 = _mm512_loadu_ps(Kp + d * 32), b1 = _mm512_loadu_ps(Kp + d * 32 + 16);
+#pragma GCC unroll 12
+    for (int r = 0; r < MQK; ++r) {
+      const __m512 x = _mm512_set1_ps(Qp[d * MQK + r]);
+      acc[r][0] = _mm512_fmadd_ps(x, b0, acc[r][0]);
+      acc[r][1] = _mm512_fmadd_ps(x, b1, acc[r][1]);
+    }
+  }
+#pragma GCC unroll 12
+  for (int r = 0; r < MQK; ++r) {
+    _mm512_storeu_ps(S + r * BK, acc[r][0]);
+    _mm512_storeu_ps(S + r * BK + 16, acc[r][1]);
+  }
+}
+
+// O[r][0..16 NV) = alpha[r] O[r] + sum_{j < nk} P[r][j] V[j][0..16 NV) for r < 6; the last
+// vector is masked by `last` (head dims that are not multiples of 16).
+template <int NV>
+inline void ukr_pv(const float* P, const float* V, int64_t ldv, int64_t nk, float* O,
+                   int64_t ldo, const float* alpha, __mmask16 last) {
+  __m512 acc[MPV][NV];
+#pragma GCC unroll 6
+  for (int r = 0; r < MPV; ++r)
+    for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
+  for (int64_t j = 0; j < nk; ++j) {
+    __m512 bv[NV];
+    for (int v = 0; v < NV; ++v)
+      bv[v] = v == NV - 1 ? _mm512_maskz_loadu_ps(last, V + j * ldv + 16 * v)
+                          : _mm512_loadu_ps(V + j * ldv + 16 * v);
+#pragma GCC unroll 6
+    for (int r = 0; r < MPV; ++r) {
+      const __m512 x = _mm512_set1_ps(P[r * BK + j]);
+      for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(x, bv[v], acc[r][v]);
+    }
+  }
+#pragma GCC unroll 6
+  for (int r = 0; r < MPV; ++r) {
+    const __m512 al = _mm512_set1_ps(alpha[r]);
+    for (int v = 0; v < NV; ++v) {
+      const __mmask16 k = v == NV - 1 ? last : __mmask16(0xffff);
+      float* o = O + r * ldo + 16 * v;
+      _mm512_mask_storeu_ps(o, k, _mm512_fmadd_ps(_mm512_maskz_loadu_ps(k, o), al, acc[r][v]));
+    }
+  }
+}
+
+inline void pv_rows(const float* P, const float* V, int64_t ldv, int64_t nk, float* O,
+                    int64_t Dv, const float* alpha) {
+  for (int64_t c0 = 0; c0 < Dv; c0 += 64) {
+    const int64_t w = std::min<int64_t>(64, Dv - c0);
+    const int nv = static_cast<int>((w + 15) / 16);
+    const int tail = static_cast<int>(w - 16 * (nv - 1));
+    const __mmask16 last = tail >= 16 ? __mmask16(0xffff) : __mmask16((1u << tail) - 1);
+    switch (nv) {
+      case 1: ukr_pv<1>(P, V + c0, ldv, nk, O + c0, Dv, alpha, last); break;
+      case 2: ukr_pv<2>(P, V + c0, ldv, nk, O + c0, Dv, alpha, last); break;
+      case 3: ukr_pv<3>(P, V + c0, ldv, nk, O + c0, Dv, alpha, last); break;
+      default: ukr_pv<4>(P, V + c0, ldv, nk, O + c0, Dv, alpha, last); break;
+    }
+  }
+}
+
+struct Scratch {
+  float *Kp, *Qp, *S, *O, *m, *l, *alpha;
+};
+
+// Query blocks [qb0, qb1) of head (b, h). `a1` is `a` with scale 1 (Q is packed pre-scaled).
+inline void forward_task(const AttnArgs<float>& a1, float scale, int64_t b, int64_t h,
+                         int64_t qb0, int64_t qb1, const Scratch& w) {
+  const int64_t D = a1.D, Dv = a1.Dv, Sq = a1.Sq, Sk = a1.Sk;
+  const float* qp = a1.q + b * a1.qs[0] + h * a1.qs[1];
+  const float* kp = a1.k + b * a1.ks[0] + h * a1.ks[1];
+  const float* vp = a1.v + b * a1.vs[0] + h * a1.vs[1];
+  const int64_t last_row = std::min(Sq, qb1 * BQ) - 1;
+  const int64_t kmax = a1.causal ? std::min(Sk, last_row + 1) : Sk;
+  pack_kt(kp, a1.ks[2], kmax, D, w.Kp);
+  for (int64_t qb = qb0; qb < qb1; ++qb) {
+    const int64_t i0 = qb * BQ, mq = std::min(BQ, Sq - i0);
+    const int64_t kend = a1.causal ? std::min(Sk, i0 + mq) : Sk;
+    pack_q(qp + i0 * a1.qs[2], a1.qs[2], mq, D, scale, w.Qp);
+    std::fill(w.m, w.m + BQ, -std::numeric_limits<float>::infinity());
+    std::fill(w.l, w.l + BQ, 0.f);
+    std::fill(w.alpha, w.alpha + BQ, 1.f);
+    std::memset(w.O, 0, sizeof(float) * BQ * Dv);
+    for (int64_t j0 = 0; j0 < kend; j0 += BK) {
+      const int64_t nk = std::min(BK, kend - j0);
+      for (int64_t c = 0; c * MQK < mq; ++c)
+        for (int64_t p = 0; p * 32 < nk; ++p)
+          ukr_qk(w.Qp + c * D * MQK, w.Kp + (j0 / 32 + p) * D * 32, D, w.S + c * MQK * BK + p * 32);
+      online_softmax(a1, b, h, i0, mq, j0, nk, w.S, BK, w.m, w.l, w.alpha);
+      for (int64_t c = 0; c * MPV < mq; ++c)
+        pv_rows(w.S + c * MPV * BK, vp + j0 * a1.vs[2], a1.vs[2], nk, w.O + c * MPV * Dv, Dv,
+                w.alpha + c * MPV);
+    }
+    finalize_rows(mq, Dv, w.O, w.m, w.l, a1.out + ((b * a1.H + h) * Sq + i0) * Dv,
+                  a1.lse + (b * a1.H + h) * Sq + i0);
+  }
+}
+
+inline void forward(const AttnArgs<float>& a) {
+  const int64_t nqb = (a.Sq + BQ - 1) / BQ, nbh = a.B * a.H;
+  if (nbh == 0 || nqb == 0) return;
+  const int nt0 = num_threads();
+  // Whole heads per task (K^T packed once per head) unless there are too few heads to keep
+  // every thread busy; then heads split into groups of query blocks.
+  const int64_t groups = std::min<int64_t>(nqb, std::max<int64_t>(1, (4 * nt0 + nbh - 1) / nbh));
+  const int64_t ntask = nbh * groups;
+  const int nt = static_cast<int>(std::min<int64_t>(nt0, ntask));
+  AttnArgs<float> a1 = a;
+  a1.scale = 1.f;
+  const int64_t kpad = (a.Sk + 31) / 32 * 32;
+#pragma omp parallel num_threads(nt)
+  {
+    Scratch w;
+    w.Kp = thread_scratch<float>(size_t(kpad) * a.D, 3);
+    w.S = thread_scratch<float>(size_t(BQ) * BK + 2 * BQ * a.D, 4);
+    w.Qp = w.S + BQ * BK;
+    w.O = thread_scratch<float>(size_t(BQ) * a.Dv + 3 * BQ, 5);
+    w.m = w.O + BQ * a.Dv;
+    w.l = w.m + BQ;
+    w.alpha = w.l + BQ;
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t t = 0; t < ntask; ++t) {
+      const int64_t bh = t / groups, g = t % groups;
+      // Causal: later query blocks cost more; interleaved groups keep them balanced.
+      forward_task(a1, a.scale, bh / a.H, bh % a.H, nqb * g / groups, nqb * (g + 1) / groups, w);
+    }
+  }
+}
+
+}  // namespace fast
+#endif
+
 template <typename T>
 void forward(const AttnArgs<T>& a) {
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float>) return fast::forward(a);
+#endif
   const int64_t nqb = (a.Sq + kFwdBQ - 1) / kFwdBQ;
   const int64_t ntask = a.B * a.H * nqb;
   if (ntask == 0) return;
@@ -148,13 +345,13 @@ void forward(const AttnArgs<T>& a) {
   {
     T* S = thread_scratch<T>(size_t(kFwdBQ) * kFwdBK, 3);
     T* O = thread_scratch<T>(size_t(kFwdBQ) * a.Dv, 4);
-    T* st = thread_scratch<T>(2 * size_t(kFwdBQ), 5);
+    T* st = thread_scratch<T>(3 * size_t(kFwdBQ), 5);
 #pragma omp for schedule(dynamic, 1)
     for (int64_t t = 0; t < ntask; ++t) {
       const int64_t bh = t / nqb;
       int64_t qb = t % nqb;
       if (a.causal) qb = nqb - 1 - qb;  // longest rows first: better dynamic balance
-      forward_block(a, bh / a.H, bh % a.H, qb, S, O, st, st + kFwdBQ);
+      forward_block(a, bh / a.H, bh % a.H, qb, S, O, st, st + kFwdBQ, st + 2 * kFwdBQ);
     }
   }
 }
