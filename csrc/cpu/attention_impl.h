@@ -214,49 +214,53 @@ inline void ukr_qk(const float* Qp, const float* Kp, int64_t D, float* S) {
   }
 }
 
-// O[r][0..16 NV) = alpha[r] O[r] + sum_{j < nk} P[r][j] V[j][0..16 NV) for r < 6; the last
-// vector is masked by `last` (head dims that are not multiples of 16).
-template <int NV>
-inline void ukr_pv(const float* P, const float* V, int64_t ldv, int64_t nk, float* O,
-                   int64_t ldo, const float* alpha, __mmask16 last) {
+// C[r][0..16 NV) = beta[r] C[r] + gamma * sum_{k < K} A(r, k) B[k][0..16 NV) for r < m (<= 6),
+// with A(r, k) = A[r BK + k] (a score tile) or, TA, A[k BK + r] (its transpose); B rows are
+// ldb apart and used in place. beta == nullptr means 1. The last vector is masked by `last`.
+template <int NV, bool TA>
+inline void ukr_pv(const float* A, const float* B, int64_t ldb, int64_t K, float* C,
+                   int64_t ldc, const float* beta, float gamma, int m, __mmask16 last) {
   __m512 acc[MPV][NV];
 #pragma GCC unroll 6
   for (int r = 0; r < MPV; ++r)
     for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
-  for (int64_t j = 0; j < nk; ++j) {
+  for (int64_t k = 0; k < K; ++k) {
     __m512 bv[NV];
     for (int v = 0; v < NV; ++v)
-      bv[v] = v == NV - 1 ? _mm512_maskz_loadu_ps(last, V + j * ldv + 16 * v)
-                          : _mm512_loadu_ps(V + j * ldv + 16 * v);
+      bv[v] = v == NV - 1 ? _mm512_maskz_loadu_ps(last, B + k * ldb + 16 * v)
+                          : _mm512_loadu_ps(B + k * ldb + 16 * v);
 #pragma GCC unroll 6
     for (int r = 0; r < MPV; ++r) {
-      const __m512 x = _mm512_set1_ps(P[r * BK + j]);
+      const __m512 x = _mm512_set1_ps(TA ? A[k * BK + r] : A[r * BK + k]);
       for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(x, bv[v], acc[r][v]);
     }
   }
-#pragma GCC unroll 6
-  for (int r = 0; r < MPV; ++r) {
-    const __m512 al = _mm512_set1_ps(alpha[r]);
+  const __m512 g = _mm512_set1_ps(gamma);
+  for (int r = 0; r < m; ++r) {
+    const __m512 be = _mm512_set1_ps(beta ? beta[r] : 1.f);
     for (int v = 0; v < NV; ++v) {
       const __mmask16 k = v == NV - 1 ? last : __mmask16(0xffff);
-      float* o = O + r * ldo + 16 * v;
-      _mm512_mask_storeu_ps(o, k, _mm512_fmadd_ps(_mm512_maskz_loadu_ps(k, o), al, acc[r][v]));
+      float* c = C + r * ldc + 16 * v;
+      const __m512 old = _mm512_maskz_loadu_ps(k, c);
+      _mm512_mask_storeu_ps(c, k, _mm512_fmadd_ps(acc[r][v], g, _mm512_mul_ps(old, be)));
     }
   }
 }
 
-inline void pv_rows(const float* P, const float* V, int64_t ldv, int64_t nk, float* O,
-                    int64_t Dv, const float* alpha) {
-  for (int64_t c0 = 0; c0 < Dv; c0 += 64) {
-    const int64_t w = std::min<int64_t>(64, Dv - c0);
+// C (m x N) = beta C + gamma A B over column chunks of 64, m <= 6 rows.
+template <bool TA>
+inline void pv_rows(const float* A, const float* B, int64_t ldb, int64_t K, float* C,
+                    int64_t ldc, int64_t N, const float* beta, float gamma, int m) {
+  for (int64_t c0 = 0; c0 < N; c0 += 64) {
+    const int64_t w = std::min<int64_t>(64, N - c0);
     const int nv = static_cast<int>((w + 15) / 16);
     const int tail = static_cast<int>(w - 16 * (nv - 1));
     const __mmask16 last = tail >= 16 ? __mmask16(0xffff) : __mmask16((1u << tail) - 1);
     switch (nv) {
-      case 1: ukr_pv<1>(P, V + c0, ldv, nk, O + c0, Dv, alpha, last); break;
-      case 2: ukr_pv<2>(P, V + c0, ldv, nk, O + c0, Dv, alpha, last); break;
-      case 3: ukr_pv<3>(P, V + c0, ldv, nk, O + c0, Dv, alpha, last); break;
-      default: ukr_pv<4>(P, V + c0, ldv, nk, O + c0, Dv, alpha, last); break;
+      case 1: ukr_pv<1, TA>(A, B + c0, ldb, K, C + c0, ldc, beta, gamma, m, last); break;
+      case 2: ukr_pv<2, TA>(A, B + c0, ldb, K, C + c0, ldc, beta, gamma, m, last); break;
+      case 3: ukr_pv<3, TA>(A, B + c0, ldb, K, C + c0, ldc, beta, gamma, m, last); break;
+      default: ukr_pv<4, TA>(A, B + c0, ldb, K, C + c0, ldc, beta, gamma, m, last); break;
     }
   }
 }
@@ -290,8 +294,8 @@ inline void forward_task(const AttnArgs<float>& a1, float scale, int64_t b, int6
           ukr_qk(w.Qp + c * D * MQK, w.Kp + (j0 / 32 + p) * D * 32, D, w.S + c * MQK * BK + p * 32);
       online_softmax(a1, b, h, i0, mq, j0, nk, w.S, BK, w.m, w.l, w.alpha);
       for (int64_t c = 0; c * MPV < mq; ++c)
-        pv_rows(w.S + c * MPV * BK, vp + j0 * a1.vs[2], a1.vs[2], nk, w.O + c * MPV * Dv, Dv,
-                w.alpha + c * MPV);
+        pv_rows<false>(w.S + c * MPV * BK, vp + j0 * a1.vs[2], a1.vs[2], nk, w.O + c * MPV * Dv,
+                       Dv, Dv, w.alpha + c * MPV, 1.f, static_cast<int>(std::min(MPV, mq - c * MPV)));
     }
     finalize_rows(mq, Dv, w.O, w.m, w.l, a1.out + ((b * a1.H + h) * Sq + i0) * Dv,
                   a1.lse + (b * a1.H + h) * Sq + i0);
@@ -326,6 +330,105 @@ inline void forward(const AttnArgs<float>& a) {
       // Causal: later query blocks cost more; interleaved groups keep them balanced.
       forward_task(a1, a.scale, bh / a.H, bh % a.H, nqb * g / groups, nqb * (g + 1) / groups, w);
     }
+  }
+}
+
+// Backward of one head (FlashAttention-2 alg. 2, key blocks outer): Q (pre-scaled), dO, K^T
+// and V^T are packed once per head, so both score-shaped products (S = Q K^T, dP = dO V^T) run
+// ukr_qk; the three accumulations (dV += P^T dO, dQ += scale dS K, dK += scale dS^T Q) run
+// ukr_pv straight from the tile and the row-major inputs, into the (zeroed) outputs.
+constexpr int64_t BQB = 96;  // query rows per tile (multiple of 12); keys per tile = BK
+struct BwdScratch {
+  float *Qp, *dOp, *Kp, *Vp, *P, *dP, *Dd;
+};
+
+inline void backward_head(const AttnArgs<float>& a1, float scale, int64_t b, int64_t h,
+                          const BwdScratch& w) {
+  const int64_t D = a1.D, Dv = a1.Dv, Sq = a1.Sq, Sk = a1.Sk, bh = b * a1.H + h;
+  const float ninf = -std::numeric_limits<float>::infinity();
+  const float* qp = a1.q + b * a1.qs[0] + h * a1.qs[1];
+  const float* kp = a1.k + b * a1.ks[0] + h * a1.ks[1];
+  const float* vp = a1.v + b * a1.vs[0] + h * a1.vs[1];
+  const float* op = a1.out + bh * Sq * Dv;
+  const float* dop = a1.dout + bh * Sq * Dv;
+  const float* lsep = a1.lse + bh * Sq;
+  float* dqp = a1.dq + bh * Sq * D;
+  float* dkp = a1.dk + bh * Sk * D;
+  float* dvp = a1.dv + bh * Sk * Dv;
+  for (int64_t i = 0; i < Sq; ++i) {
+    const float *x = op + i * Dv, *y = dop + i * Dv;
+    float s = 0;
+#pragma omp simd reduction(+ : s)
+    for (int64_t d = 0; d < Dv; ++d) s += x[d] * y[d];
+    w.Dd[i] = s;
+  }
+  pack_q(qp, a1.qs[2], Sq, D, scale, w.Qp);
+  pack_q(dop, Dv, Sq, Dv, 1.f, w.dOp);
+  pack_kt(kp, a1.ks[2], Sk, D, w.Kp);
+  pack_kt(vp, a1.vs[2], Sk, Dv, w.Vp);
+  for (int64_t j0 = 0; j0 < Sk; j0 += BK) {
+    const int64_t nk = std::min(BK, Sk - j0);
+    const int64_t istart = a1.causal ? j0 / BQB * BQB : 0;
+    for (int64_t i0 = istart; i0 < Sq; i0 += BQB) {
+      const int64_t mq = std::min(BQB, Sq - i0);
+      for (int64_t c = 0; c * MQK < mq; ++c)
+        for (int64_t p = 0; p * 32 < nk; ++p) {
+          ukr_qk(w.Qp + (i0 / MQK + c) * D * MQK, w.Kp + (j0 / 32 + p) * D * 32, D,
+                 w.P + c * MQK * BK + p * 32);
+          ukr_qk(w.dOp + (i0 / MQK + c) * Dv * MQK, w.Vp + (j0 / 32 + p) * Dv * 32, Dv,
+                 w.dP + c * MQK * BK + p * 32);
+        }
+      for (int64_t r = 0; r < mq; ++r) {
+        const int64_t i = i0 + r;
+        float* row = w.P + r * BK;
+        const float L = lsep[i];
+        if (L == ninf) {
+          std::memset(row, 0, sizeof(float) * nk);
+          continue;
+        }
+        if (!plain_row(a1, i, j0 + nk - 1)) mask_row(a1, b, h, i, j0, nk, row);
+        vm::exp_row(row, nk, 1.f, L);
+      }
+      // dV_j += P^T dO_i (before P becomes dS)
+      for (int64_t c = 0; c * MPV < nk; ++c)
+        pv_rows<true>(w.P + c * MPV, dop + i0 * Dv, Dv, mq, dvp + (j0 + c * MPV) * Dv, Dv, Dv,
+                      nullptr, 1.f, static_cast<int>(std::min(MPV, nk - c * MPV)));
+      for (int64_t r = 0; r < mq; ++r) {
+        float* p = w.P + r * BK;
+        const float* g = w.dP + r * BK;
+        const float di = w.Dd[i0 + r];
+#pragma omp simd
+        for (int64_t j = 0; j < nk; ++j) p[j] *= g[j] - di;
+      }
+      for (int64_t c = 0; c * MPV < mq; ++c)
+        pv_rows<false>(w.P + c * MPV * BK, kp + j0 * a1.ks[2], a1.ks[2], nk,
+                       dqp + (i0 + c * MPV) * D, D, D, nullptr, scale,
+                       static_cast<int>(std::min(MPV, mq - c * MPV)));
+      for (int64_t c = 0; c * MPV < nk; ++c)
+        pv_rows<true>(w.P + c * MPV, qp + i0 * a1.qs[2], a1.qs[2], mq, dkp + (j0 + c * MPV) * D,
+                      D, D, nullptr, scale, static_cast<int>(std::min(MPV, nk - c * MPV)));
+    }
+  }
+}
+
+inline void backward(const AttnArgs<float>& a) {
+  const int64_t ntask = a.B * a.H;
+  const int nt = static_cast<int>(std::min<int64_t>(num_threads(), ntask));
+  AttnArgs<float> a1 = a;
+  a1.scale = 1.f;
+  const int64_t qpad = (a.Sq + MQK - 1) / MQK * MQK, kpad = (a.Sk + 31) / 32 * 32;
+#pragma omp parallel num_threads(nt)
+  {
+    BwdScratch w;
+    w.Qp = thread_scratch<float>(size_t(qpad) * (a.D + a.Dv) + a.Sq, 3);
+    w.dOp = w.Qp + qpad * a.D;
+    w.Dd = w.dOp + qpad * a.Dv;
+    w.Kp = thread_scratch<float>(size_t(kpad) * (a.D + a.Dv), 4);
+    w.Vp = w.Kp + kpad * a.D;
+    w.P = thread_scratch<float>(2 * size_t(BQB) * BK, 5);
+    w.dP = w.P + BQB * BK;
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t t = 0; t < ntask; ++t) backward_head(a1, a.scale, t / a.H, t % a.H, w);
   }
 }
 
@@ -426,6 +529,9 @@ template <typename T>
 void backward(const AttnArgs<T>& a) {
   const int64_t ntask = a.B * a.H;
   if (ntask == 0 || a.Sq == 0 || a.Sk == 0) return;
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float>) return fast::backward(a);
+#endif
   const int nt = static_cast<int>(std::min<int64_t>(num_threads(), ntask));
 #pragma omp parallel num_threads(nt)
   {
