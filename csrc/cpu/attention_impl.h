@@ -223,21 +223,28 @@ inline void ukr_pv(const float* A, const float* B, int64_t ldb, int64_t K, float
   __m512 acc[MPV][NV];
 #pragma GCC unroll 6
   for (int r = 0; r < MPV; ++r)
+#pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
   for (int64_t k = 0; k < K; ++k) {
     __m512 bv[NV];
+#pragma GCC unroll 4
     for (int v = 0; v < NV; ++v)
       bv[v] = v == NV - 1 ? _mm512_maskz_loadu_ps(last, B + k * ldb + 16 * v)
                           : _mm512_loadu_ps(B + k * ldb + 16 * v);
 #pragma GCC unroll 6
     for (int r = 0; r < MPV; ++r) {
       const __m512 x = _mm512_set1_ps(TA ? A[k * BK + r] : A[r * BK + k]);
+#pragma GCC unroll 4
       for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(x, bv[v], acc[r][v]);
     }
   }
   const __m512 g = _mm512_set1_ps(gamma);
-  for (int r = 0; r < m; ++r) {
+  // Static trip counts everywhere: a runtime index into acc would push it to the stack.
+#pragma GCC unroll 6
+  for (int r = 0; r < MPV; ++r) {
+    if (r >= m) break;
     const __m512 be = _mm512_set1_ps(beta ? beta[r] : 1.f);
+#pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) {
       const __mmask16 k = v == NV - 1 ? last : __mmask16(0xffff);
       float* c = C + r * ldc + 16 * v;
