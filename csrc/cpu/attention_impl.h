@@ -344,7 +344,9 @@ inline void forward(const AttnArgs<float>& a) {
 // and V^T are packed once per head, so both score-shaped products (S = Q K^T, dP = dO V^T) run
 // ukr_qk; the three accumulations (dV += P^T dO, dQ += scale dS K, dK += scale dS^T Q) run
 // ukr_pv straight from the tile and the row-major inputs, into the (zeroed) outputs.
-constexpr int64_t BQB = 96;  // query rows per tile (multiple of 12); keys per tile = BK
+// Query rows (multiple of 12) and keys (multiple of 32, <= BK: tiles keep the BK row stride)
+// per backward tile; small key blocks waste less on the causal diagonal.
+constexpr int64_t BQB = 48, BKB = 128;
 struct BwdScratch {
   float *Qp, *dOp, *Kp, *Vp, *P, *dP, *Dd;
 };
@@ -373,8 +375,8 @@ inline void backward_head(const AttnArgs<float>& a1, float scale, int64_t b, int
   pack_q(dop, Dv, Sq, Dv, 1.f, w.dOp);
   pack_kt(kp, a1.ks[2], Sk, D, w.Kp);
   pack_kt(vp, a1.vs[2], Sk, Dv, w.Vp);
-  for (int64_t j0 = 0; j0 < Sk; j0 += BK) {
-    const int64_t nk = std::min(BK, Sk - j0);
+  for (int64_t j0 = 0; j0 < Sk; j0 += BKB) {
+    const int64_t nk = std::min(BKB, Sk - j0);
     const int64_t istart = a1.causal ? j0 / BQB * BQB : 0;
     for (int64_t i0 = istart; i0 < Sq; i0 += BQB) {
       const int64_t mq = std::min(BQB, Sq - i0);
