@@ -7,7 +7,9 @@
 namespace py = pybind11;
 
 void bind_gemm(py::module_& m);
+void bind_attention(py::module_& m);
 void bind_conv(py::module_& m);
+void bind_nn(py::module_& m);
 void bind_pool(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
@@ -35,6 +37,8 @@ PYBIND11_MODULE(_core, m) {
   m.def("set_num_threads", &bm::set_num_threads, py::arg("n"));
 
   bind_gemm(m);
+  bind_attention(m);
   bind_conv(m);
+  bind_nn(m);
   bind_pool(m);
 }

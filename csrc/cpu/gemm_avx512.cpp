@@ -30,7 +30,7 @@ inline void store_f32(__m512 (&acc)[MR][2], float* c, int64_t rs_c, int64_t cs_c
   if (cs_c == 1) {
     const __mmask16 k0 = lane_mask<2>(n, 0), k1 = lane_mask<2>(n, 1);
     const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
-    for (int i = 0; i < m; ++i) {
+    for (int i = 0; i < m && i < MR; ++i) {
       float* row = c + i * rs_c;
       __m512 r0 = _mm512_mul_ps(acc[i][0], va), r1 = _mm512_mul_ps(acc[i][1], va);
       if (beta != 0.f) {

@@ -4,10 +4,13 @@ Every op validates its arguments first and raises ValueError/TypeError naming th
 the shapes it got; it allocates the output on the inputs' device and calls the native kernel
 with the GIL released.
 """
+# One import line per kernel family (keep them apart: families are added independently).
+from .attention import attention, attention_backward
 from .conv import conv2d, conv2d_backward
 from .gemm import gemm, matmul
+from .nn import (cross_entropy, cross_entropy_backward, layer_norm, layer_norm_backward,
+                 log_softmax, log_softmax_backward, softmax, softmax_backward)
 from .pool import (avg_pool2d, avg_pool2d_backward, global_avg_pool2d, global_avg_pool2d_backward,
                    max_pool2d, max_pool2d_backward)
 
-__all__ = ["gemm", "matmul", "conv2d", "conv2d_backward", "max_pool2d", "max_pool2d_backward",
-           "avg_pool2d", "avg_pool2d_backward", "global_avg_pool2d", "global_avg_pool2d_backward"]
+__all__ = [name for name in dir() if not name.startswith("_")]

@@ -1,0 +1,44 @@
+"""Argument checks shared by the ops: they raise TypeError/ValueError naming the argument."""
+from __future__ import annotations
+
+import numpy as np
+
+
+def shape(x):
+    return tuple(int(s) for s in x.shape)
+
+
+def float_array(op, name, x, ndim=None):
+    """x must be a float32/float64 numpy array (of ndim dimensions when given)."""
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{op}: {name} must be a numpy.ndarray, got {type(x).__name__}")
+    if x.dtype not in (np.float32, np.float64):
+        raise TypeError(f"{op}: {name} must be float32 or float64, got dtype {x.dtype} "
+                        f"({name}.shape={shape(x)})")
+    if ndim is not None and x.ndim != ndim:
+        raise ValueError(f"{op}: {name} must be {ndim}-D, got {name}.shape={shape(x)}")
+    return x
+
+
+def same_dtype(op, ref_name, ref, **arrays):
+    for name, x in arrays.items():
+        if x is not None and x.dtype != ref.dtype:
+            raise TypeError(f"{op}: {name} has dtype {x.dtype} but {ref_name} has {ref.dtype}; "
+                            f"they must match")
+
+
+def real_number(op, name, v):
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)):
+        raise TypeError(f"{op}: {name} must be a real number, got {type(v).__name__}")
+    return float(v)
+
+
+def flag(op, name, v):
+    if not isinstance(v, (bool, np.bool_)):
+        raise TypeError(f"{op}: {name} must be a bool, got {type(v).__name__}")
+    return bool(v)
+
+
+def cpu_only(op, xp):
+    if xp is not np:
+        raise NotImplementedError(f"{op}: the CUDA path is not implemented yet; pass numpy arrays")

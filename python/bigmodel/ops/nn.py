@@ -1,0 +1,266 @@
+"""Row-wise Transformer pieces, each one fused native pass, with backward (torch semantics):
+softmax, log_softmax, cross_entropy, layer_norm. The reduced axis is moved last and made
+contiguous here; the kernels see (N, C) rows.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import _backend
+from ._backend import _core
+from ._checks import cpu_only, float_array, real_number, same_dtype, shape
+
+
+def _axis(op, x, axis):
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+        raise TypeError(f"{op}: axis must be an int, got {type(axis).__name__}")
+    if not -x.ndim <= axis < x.ndim or x.ndim == 0:
+        raise ValueError(f"{op}: axis {axis} is out of range for x.shape={shape(x)}")
+    return int(axis) % x.ndim
+
+
+def _rows(x, axis):
+    """x with axis moved last, as a C-contiguous (N, C) array, and the moved shape."""
+    xm = np.moveaxis(x, axis, -1)
+    return np.ascontiguousarray(xm).reshape(-1, x.shape[axis]), xm.shape
+
+
+def _softmax(op, x, axis, log):
+    xp = _backend.array_module(op, x=x)
+    cpu_only(op, xp)
+    float_array(op, "x", x)
+    axis = _axis(op, x, axis)
+    rows, mshape = _rows(x, axis)
+    y = np.empty_like(rows)
+    if rows.size:
+        _core.softmax_forward(rows, y, log)
+    return np.moveaxis(y.reshape(mshape), -1, axis)
+
+
+def _softmax_bwd(op, dy, y, axis, log):
+    xp = _backend.array_module(op, dy=dy, y=y)
+    cpu_only(op, xp)
+    float_array(op, "dy", dy)
+    float_array(op, "y", y)
+    same_dtype(op, "y", y, dy=dy)
+    if shape(dy) != shape(y):
+        raise ValueError(f"{op}: dy.shape={shape(dy)} must equal y.shape={shape(y)}")
+    axis = _axis(op, y, axis)
+    yr, mshape = _rows(y, axis)
+    dyr, _ = _rows(dy, axis)
+    dx = np.empty_like(yr)
+    if yr.size:
+        _core.softmax_backward(dyr, yr, dx, log)
+    return np.moveaxis(dx.reshape(mshape), -1, axis)
+
+
+def softmax(x, axis=-1):
+    """exp(x - max) / sum(exp(x - max)) along axis.
+
+    >>> import numpy as np
+    >>> from bigmodel.ops import softmax
+    >>> softmax(np.zeros((1, 4), np.float32))
+    array([[0.25, 0.25, 0.25, 0.25]], dtype=float32)
+    """
+    return _softmax("softmax", x, axis, False)
+
+
+def log_softmax(x, axis=-1):
+    """x - logsumexp(x) along axis.
+
+    >>> import numpy as np
+    >>> from bigmodel.ops import log_softmax
+    >>> float(log_softmax(np.zeros(2, np.float32))[0])  # log(1/2)
+    -0.6931471824645996
+    """
+    return _softmax("log_softmax", x, axis, True)
+
+
+def softmax_backward(dy, y, axis=-1):
+    """dx = y * (dy - sum(dy * y)) from the forward output y."""
+    return _softmax_bwd("softmax_backward", dy, y, axis, False)
+
+
+def log_softmax_backward(dy, y, axis=-1):
+    """dx = dy - exp(y) * sum(dy) from the forward output y."""
+    return _softmax_bwd("log_softmax_backward", dy, y, axis, True)
+
+
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+def _ce_args(op, logits, targets, ignore_index, label_smoothing, reduction):
+    xp = _backend.array_module(op, logits=logits, targets=targets)
+    cpu_only(op, xp)
+    float_array(op, "logits", logits)
+    if logits.ndim == 0:
+        raise ValueError(f"{op}: logits must be (C,), (N, C) or (N, C, d1, ...), got a scalar")
+    if not (np.issubdtype(targets.dtype, np.integer)):
+        raise TypeError(f"{op}: targets must be integer class indices, got dtype {targets.dtype} "
+                        f"(targets.shape={shape(targets)})")
+    want = () if logits.ndim == 1 else (logits.shape[0],) + logits.shape[2:]
+    if shape(targets) != want:
+        raise ValueError(f"{op}: targets.shape={shape(targets)}, expected {want} for "
+                         f"logits.shape={shape(logits)}")
+    if isinstance(ignore_index, bool) or not isinstance(ignore_index, (int, np.integer)):
+        raise TypeError(f"{op}: ignore_index must be an int, got {type(ignore_index).__name__}")
+    eps = real_number(op, "label_smoothing", label_smoothing)
+    if not 0.0 <= eps <= 1.0:
+        raise ValueError(f"{op}: label_smoothing must be in [0, 1], got {label_smoothing}")
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"{op}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    C = logits.shape[0] if logits.ndim == 1 else logits.shape[1]
+    t = np.ascontiguousarray(targets, dtype=np.int64).reshape(-1)
+    bad = (t != ignore_index) & ((t < 0) | (t >= C))
+    if bad.any():
+        raise ValueError(f"{op}: targets must be in [0, {C}) or ignore_index={ignore_index}; "
+                         f"got {int(t[bad][0])}")
+    rows = logits[None] if logits.ndim == 1 else np.moveaxis(logits, 1, -1)
+    x = np.ascontiguousarray(rows).reshape(-1, C)
+    return x, t, want, int(ignore_index), eps
+
+
+def cross_entropy(logits, targets, *, ignore_index=-100, label_smoothing=0.0, reduction="mean"):
+    """torch.nn.functional.cross_entropy with integer targets.
+
+    logits (N, C), (C,) or (N, C, d1, ...), classes on axis 1; targets (N,), () or (N, d1, ...).
+    reduction 'mean' averages over targets != ignore_index (NaN if none, as torch).
+
+    >>> import numpy as np
+    >>> from bigmodel.ops import cross_entropy
+    >>> round(float(cross_entropy(np.zeros((2, 4), np.float32), np.array([0, 3]))), 4)  # log 4
+    1.3863
+    """
+    op = "cross_entropy"
+    x, t, want, ignore, eps = _ce_args(op, logits, targets, ignore_index, label_smoothing, reduction)
+    loss = np.empty(t.shape[0], dtype=logits.dtype)
+    if x.size:
+        _core.cross_entropy_forward(x, t, loss, ignore, eps)
+    else:
+        loss[...] = 0
+    if reduction == "none":
+        return loss.reshape(want)
+    total = loss.sum(dtype=np.float64)
+    if reduction == "mean":
+        with np.errstate(invalid="ignore", divide="ignore"):
+            total = total / np.float64((t != ignore).sum())
+    return np.asarray(total, dtype=logits.dtype)
+
+
+def cross_entropy_backward(grad, logits, targets, *, ignore_index=-100, label_smoothing=0.0,
+                           reduction="mean"):
+    """d loss / d logits given grad = d L / d loss (a scalar, or the 'none' loss's shape)."""
+    op = "cross_entropy_backward"
+    x, t, want, ignore, eps = _ce_args(op, logits, targets, ignore_index, label_smoothing, reduction)
+    g = np.asarray(grad)
+    if reduction == "none":
+        if shape(g) != want:
+            raise ValueError(f"{op}: grad.shape={shape(g)}, expected {want} for reduction='none'")
+        w = np.ascontiguousarray(g, dtype=logits.dtype).reshape(-1)
+    else:
+        if g.size != 1:
+            raise ValueError(f"{op}: grad must be a scalar for reduction={reduction!r}, got "
+                             f"grad.shape={shape(g)}")
+        gv = float(g.reshape(()))
+        if reduction == "mean":
+            n = int((t != ignore).sum())
+            gv = gv / n if n else np.nan
+        w = np.full(t.shape[0], gv, dtype=logits.dtype)
+    dx = np.empty_like(x)
+    if x.size:
+        _core.cross_entropy_backward(x, t, w, dx, ignore, eps)
+    if logits.ndim == 1:
+        return dx[0]
+    moved = (logits.shape[0],) + logits.shape[2:] + (logits.shape[1],)
+    return np.moveaxis(dx.reshape(moved), -1, 1)
+
+
+def _ln_args(op, x, normalized_shape, weight, bias, eps):
+    xp = _backend.array_module(op, x=x, weight=weight, bias=bias)
+    cpu_only(op, xp)
+    float_array(op, "x", x)
+    if isinstance(normalized_shape, (int, np.integer)) and not isinstance(normalized_shape, bool):
+        ns = (int(normalized_shape),)
+    else:
+        try:
+            ns = tuple(int(s) for s in normalized_shape)
+        except TypeError:
+            raise TypeError(f"{op}: normalized_shape must be an int or a tuple of ints, got "
+                            f"{type(normalized_shape).__name__}") from None
+    if len(ns) == 0 or len(ns) > x.ndim or shape(x)[x.ndim - len(ns):] != ns:
+        raise ValueError(f"{op}: normalized_shape={ns} must match the trailing dimensions of "
+                         f"x.shape={shape(x)}")
+    for name, p in (("weight", weight), ("bias", bias)):
+        if p is not None:
+            float_array(op, name, p)
+            if shape(p) != ns:
+                raise ValueError(f"{op}: {name}.shape={shape(p)}, expected normalized_shape={ns}")
+    same_dtype(op, "x", x, weight=weight, bias=bias)
+    e = real_number(op, "eps", eps)
+    if e < 0:
+        raise ValueError(f"{op}: eps must be >= 0, got {eps}")
+    D = int(np.prod(ns))
+    rows = np.ascontiguousarray(x).reshape(-1, D)
+    flat = lambda p: None if p is None else np.ascontiguousarray(p).reshape(-1)  # noqa: E731
+    return rows, flat(weight), flat(bias), e, ns
+
+
+def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5, *, return_stats=False):
+    """torch.nn.functional.layer_norm over the trailing normalized_shape dimensions.
+
+    return_stats also returns mean and rstd (shape x.shape[:-len(normalized_shape)]) for
+    layer_norm_backward.
+
+    >>> import numpy as np
+    >>> from bigmodel.ops import layer_norm
+    >>> layer_norm(np.array([[1., 3.]], np.float32), 2).round(3)
+    array([[-1.,  1.]], dtype=float32)
+    """
+    op = "layer_norm"
+    rows, w, b, e, ns = _ln_args(op, x, normalized_shape, weight, bias, eps)
+    y = np.empty_like(rows)
+    mean = np.empty(rows.shape[0], dtype=x.dtype)
+    rstd = np.empty(rows.shape[0], dtype=x.dtype)
+    if rows.size:
+        _core.layer_norm_forward(rows, w, b, y, mean, rstd, e)
+    y = y.reshape(x.shape)
+    if return_stats:
+        lead = shape(x)[: x.ndim - len(ns)]
+        return y, mean.reshape(lead), rstd.reshape(lead)
+    return y
+
+
+def layer_norm_backward(dy, x, normalized_shape, weight=None, bias=None, eps=1e-5, *, mean=None,
+                        rstd=None):
+    """(dx, dweight, dbias) of layer_norm; dweight / dbias are None when weight / bias are.
+
+    mean and rstd from layer_norm(..., return_stats=True) save one pass; else recomputed.
+    """
+    op = "layer_norm_backward"
+    rows, w, b, e, ns = _ln_args(op, x, normalized_shape, weight, bias, eps)
+    float_array(op, "dy", dy)
+    same_dtype(op, "x", x, dy=dy)
+    if shape(dy) != shape(x):
+        raise ValueError(f"{op}: dy.shape={shape(dy)} must equal x.shape={shape(x)}")
+    N = rows.shape[0]
+    if mean is None or rstd is None:
+        mean = np.empty(N, dtype=x.dtype)
+        rstd = np.empty(N, dtype=x.dtype)
+        if rows.size:
+            _core.layer_norm_forward(rows, w, b, np.empty_like(rows), mean, rstd, e)
+    else:
+        for name, s in (("mean", mean), ("rstd", rstd)):
+            float_array(op, name, s)
+            if s.size != N:
+                raise ValueError(f"{op}: {name}.shape={shape(s)} does not match x.shape={shape(x)} "
+                                 f"with normalized_shape={ns}")
+        mean = np.ascontiguousarray(mean, dtype=x.dtype).reshape(-1)
+        rstd = np.ascontiguousarray(rstd, dtype=x.dtype).reshape(-1)
+    dx = np.empty_like(rows)
+    dw = np.zeros(rows.shape[1], dtype=x.dtype) if weight is not None else None
+    db = np.zeros(rows.shape[1], dtype=x.dtype) if bias is not None else None
+    if rows.size:
+        _core.layer_norm_backward(np.ascontiguousarray(dy).reshape(rows.shape), rows, w, mean,
+                                  rstd, dx, dw, db)
+    return (dx.reshape(x.shape), None if dw is None else dw.reshape(ns),
+            None if db is None else db.reshape(ns))
