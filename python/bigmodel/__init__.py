@@ -10,11 +10,16 @@ from __future__ import annotations
 from . import _core
 from . import ops, reference
 from .ops._backend import cuda_available, cuda_device_name
+from .random import manual_seed
+from .tensor import Tensor, cat, enable_grad, is_grad_enabled, no_grad, stack, tensor
+from . import functional, nn, optim, data, train  # noqa: E402  (need Tensor above)
+from .train.checkpoint import load, save
 
 __version__ = _core.__version__
 
-__all__ = ["ops", "reference", "info", "set_num_threads", "get_num_threads", "cuda_available",
-           "__version__"]
+__all__ = ["ops", "reference", "functional", "nn", "optim", "data", "train", "Tensor", "tensor",
+           "cat", "stack", "no_grad", "enable_grad", "is_grad_enabled", "manual_seed", "save",
+           "load", "info", "set_num_threads", "get_num_threads", "cuda_available", "__version__"]
 
 
 def set_num_threads(n: int) -> None:

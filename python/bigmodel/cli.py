@@ -1,20 +1,85 @@
-"""The `bigmodel` command line."""
+"""The `bigmodel` command line: info, train, bench."""
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
 import sys
+import time
+
+
+def _train_cnn(args):
+    import numpy as np
+
+    import bigmodel
+    from bigmodel import functional as F
+    from bigmodel import optim
+    from bigmodel.data import DataLoader, TensorDataset, load_mnist
+    from bigmodel.models import mnist_cnn
+    from bigmodel.train import Trainer
+
+    bigmodel.manual_seed(args.seed)
+    (xtr, ytr), (xte, yte) = load_mnist(args.data)
+    if args.limit:
+        xtr, ytr = xtr[: args.limit], ytr[: args.limit]
+    print(f"MNIST: {len(xtr)} training, {len(xte)} test images; {bigmodel.info()['isa']}, "
+          f"{bigmodel.get_num_threads()} threads", flush=True)
+    model = mnist_cnn()
+    opt = optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum)
+    trainer = Trainer(model, opt, F.cross_entropy, ["accuracy"])
+    loader = DataLoader(TensorDataset(xtr, ytr), batch_size=args.batch_size, shuffle=True,
+                        seed=args.seed)
+    t0 = time.perf_counter()
+    hist = trainer.fit(loader, epochs=args.epochs, validation_data=(xte, yte),
+                       verbose=0 if args.quiet else 1)
+    dt = time.perf_counter() - t0
+    res = trainer.evaluate(xte, yte)
+    steps = len(loader) * len(hist.epoch)
+    report = {"test_accuracy": round(res["accuracy"], 4), "test_loss": round(res["loss"], 4),
+              "epochs": len(hist.epoch), "seconds": round(dt, 1),
+              "ms_per_batch": round(1e3 * dt / max(steps, 1), 2),
+              "images_per_s": round(len(xtr) * len(hist.epoch) / dt, 1)}
+    print(json.dumps(report, indent=1))
+    if args.save:
+        bigmodel.save(model, args.save)
+        print(f"saved {args.save}")
+    return 0
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="bigmodel", description=__doc__)
+    parser = argparse.ArgumentParser(prog="bigmodel", description="bigmodel: models on "
+                                     "hand-written C++/CUDA kernels")
     sub = parser.add_subparsers(dest="cmd", required=True)
     sub.add_parser("info", help="print what bigmodel runs on (ISA, threads, CUDA)")
+    tr = sub.add_parser("train", help="train one of the seeds' models on real data")
+    tr.add_argument("model", choices=["cnn"], help="cnn: the MNIST CNN")
+    tr.add_argument("--epochs", type=int, default=3)
+    tr.add_argument("--batch-size", type=int, default=64)
+    tr.add_argument("--lr", type=float, default=0.01)
+    tr.add_argument("--momentum", type=float, default=0.9)
+    tr.add_argument("--limit", type=int, default=0, help="use only the first N training images")
+    tr.add_argument("--data", default=None, help="folder with the MNIST IDX files")
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--save", default=None, help="checkpoint path (safetensors/npz)")
+    tr.add_argument("--quiet", action="store_true")
+    bn = sub.add_parser("bench", help="run benchmarks/compare.py (from a source checkout)")
+    bn.add_argument("rest", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     if args.cmd == "info":
         import bigmodel
         print(json.dumps(bigmodel.info(), indent=2))
-    return 0
+        return 0
+    if args.cmd == "train":
+        return _train_cnn(args)
+    if args.cmd == "bench":
+        script = os.path.join(os.getcwd(), "benchmarks", "compare.py")
+        if not os.path.isfile(script):
+            print("bigmodel bench: run it from a bigmodel source checkout (benchmarks/compare.py "
+                  "not found here)", file=sys.stderr)
+            return 2
+        return subprocess.call([sys.executable, script] + args.rest)
+    return 1
 
 
 if __name__ == "__main__":

@@ -1,0 +1,313 @@
+"""Differentiable functions on Tensors: each pairs a native op (bigmodel.ops) with its backward.
+
+>>> import numpy as np, bigmodel as bm
+>>> import bigmodel.functional as F
+>>> x = bm.Tensor(np.ones((2, 3), np.float32), requires_grad=True)
+>>> w = bm.Tensor(np.ones((4, 3), np.float32), requires_grad=True)
+>>> F.linear(x, w).shape
+(2, 4)
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import ops
+from .random import get_rng
+from .tensor import Tensor, _xp
+
+__all__ = ["matmul", "linear", "conv2d", "max_pool2d", "avg_pool2d", "global_avg_pool2d", "relu",
+           "gelu", "tanh", "sigmoid", "exp", "log", "softmax", "log_softmax", "cross_entropy",
+           "mse_loss", "dropout", "layer_norm", "batch_norm", "embedding", "attention", "flatten"]
+
+
+def _t(x):
+    return x if isinstance(x, Tensor) else Tensor(x)
+
+
+# ---- linear algebra ---------------------------------------------------------------------------
+
+def matmul(a: Tensor, b: Tensor) -> Tensor:
+    """a @ b (2-D or batched) on bigmodel's GEMM."""
+    a, b = _t(a), _t(b)
+    A, B = a.data, b.data
+    out = ops.matmul(A, B)
+
+    def bwd(g):
+        ga = ops.matmul(g, np.swapaxes(B, -1, -2)) if a.requires_grad else None
+        gb = ops.matmul(np.swapaxes(A, -1, -2), g) if b.requires_grad else None
+        return ga, gb
+    return Tensor._make(out, (a, b), bwd, "matmul")
+
+
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """x @ weight.T + bias; x (..., in), weight (out, in) as torch.nn.Linear."""
+    x, weight = _t(x), _t(weight)
+    X, W = x.data, weight.data
+    if X.shape[-1] != W.shape[1]:
+        raise ValueError(f"linear: x has {X.shape[-1]} features but weight expects {W.shape[1]} "
+                         f"(x.shape={X.shape}, weight.shape={W.shape})")
+    lead = X.shape[:-1]
+    X2 = X.reshape(-1, X.shape[-1])
+    if bias is not None:
+        out = ops.gemm(X2, W, np.broadcast_to(bias.data, (X2.shape[0], W.shape[0])), beta=1.0,
+                       trans_b=True)
+    else:
+        out = ops.gemm(X2, W, trans_b=True)
+    out = out.reshape(lead + (W.shape[0],))
+    parents = (x, weight) if bias is None else (x, weight, bias)
+
+    def bwd(g):
+        g2 = g.reshape(-1, W.shape[0])
+        gx = ops.matmul(g2, W).reshape(X.shape) if x.requires_grad else None
+        gw = ops.gemm(g2, X2, trans_a=True) if weight.requires_grad else None
+        res = (gx, gw)
+        if bias is not None:
+            res += (g2.sum(axis=0) if bias.requires_grad else None,)
+        return res
+    return Tensor._make(out, parents, bwd, "linear")
+
+
+# ---- convolution and pooling ------------------------------------------------------------------
+
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) -> Tensor:
+    x, weight = _t(x), _t(weight)
+    geo = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    X, W = x.data, weight.data
+    out = ops.conv2d(X, W, None if bias is None else bias.data, **geo)
+    parents = (x, weight) if bias is None else (x, weight, bias)
+
+    def bwd(g):
+        dx, dw, db = ops.conv2d_backward(
+            g, X, W, need_dx=x.requires_grad, need_dw=weight.requires_grad,
+            need_db=bias is not None and bias.requires_grad, **geo)
+        return (dx, dw) if bias is None else (dx, dw, db)
+    return Tensor._make(out, parents, bwd, "conv2d")
+
+
+def max_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False) -> Tensor:
+    x = _t(x)
+    shape = x.shape
+    y, idx = ops.max_pool2d(x.data, kernel_size, stride, padding, ceil_mode, return_indices=True)
+    return Tensor._make(y, (x,), lambda g: (ops.max_pool2d_backward(
+        np.ascontiguousarray(g), idx, shape),), "max_pool2d")
+
+
+def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False,
+               count_include_pad=True) -> Tensor:
+    x = _t(x)
+    shape = x.shape
+    y = ops.avg_pool2d(x.data, kernel_size, stride, padding, ceil_mode, count_include_pad)
+    return Tensor._make(y, (x,), lambda g: (ops.avg_pool2d_backward(
+        np.ascontiguousarray(g), shape, kernel_size, stride, padding, ceil_mode,
+        count_include_pad),), "avg_pool2d")
+
+
+def global_avg_pool2d(x) -> Tensor:
+    x = _t(x)
+    shape = x.shape
+    y = ops.global_avg_pool2d(x.data)
+    return Tensor._make(y, (x,), lambda g: (ops.global_avg_pool2d_backward(
+        np.ascontiguousarray(g), shape),), "global_avg_pool2d")
+
+
+def flatten(x, start_dim=1) -> Tensor:
+    return _t(x).flatten(start_dim)
+
+
+# ---- elementwise ------------------------------------------------------------------------------
+
+def relu(x) -> Tensor:
+    x = _t(x)
+    X = x.data
+    out = np.maximum(X, 0) if _xp(X) is np else _xp(X).maximum(X, 0)
+    return Tensor._make(out, (x,), lambda g: (g * (X > 0),), "relu")
+
+
+def tanh(x) -> Tensor:
+    x = _t(x)
+    y = _xp(x.data).tanh(x.data)
+    return Tensor._make(y, (x,), lambda g: (g * (1 - y * y),), "tanh")
+
+
+def sigmoid(x) -> Tensor:
+    x = _t(x)
+    xp = _xp(x.data)
+    y = 0.5 * (xp.tanh(0.5 * x.data) + 1)  # overflow-free logistic
+    return Tensor._make(y.astype(x.dtype, copy=False), (x,), lambda g: (g * y * (1 - y),),
+                        "sigmoid")
+
+
+def gelu(x) -> Tensor:
+    """Exact (erf) GELU, as torch's default."""
+    x = _t(x)
+    X = x.data.astype(np.float64)
+    from math import erf, pi, sqrt
+    try:
+        from scipy.special import erf as verf  # vectorised when SciPy is there
+    except ImportError:
+        verf = np.vectorize(erf, otypes=[np.float64])
+    e = verf(X / sqrt(2.0))
+    y = (0.5 * X * (1 + e)).astype(x.dtype)
+    pdf = np.exp(-0.5 * X * X) / sqrt(2 * pi)
+
+    def bwd(g):
+        return ((g * (0.5 * (1 + e) + X * pdf)).astype(x.dtype),)
+    return Tensor._make(y, (x,), bwd, "gelu")
+
+
+def exp(x) -> Tensor:
+    x = _t(x)
+    y = _xp(x.data).exp(x.data)
+    return Tensor._make(y, (x,), lambda g: (g * y,), "exp")
+
+
+def log(x) -> Tensor:
+    x = _t(x)
+    X = x.data
+    return Tensor._make(_xp(X).log(X), (x,), lambda g: (g / X,), "log")
+
+
+def dropout(x, p=0.5, training=True) -> Tensor:
+    x = _t(x)
+    if not training or p == 0:
+        return x
+    if not 0 <= p < 1:
+        raise ValueError(f"dropout: p must be in [0, 1), got {p}")
+    keep = (get_rng().random(x.shape) >= p).astype(x.dtype) / (1 - p)
+    return Tensor._make(x.data * keep, (x,), lambda g: (g * keep,), "dropout")
+
+
+# ---- softmax, losses, normalisation -----------------------------------------------------------
+
+def softmax(x, axis=-1) -> Tensor:
+    x = _t(x)
+    y = ops.softmax(x.data, axis)
+    return Tensor._make(y, (x,), lambda g: (ops.softmax_backward(g, y, axis),), "softmax")
+
+
+def log_softmax(x, axis=-1) -> Tensor:
+    x = _t(x)
+    y = ops.log_softmax(x.data, axis)
+    return Tensor._make(y, (x,), lambda g: (ops.log_softmax_backward(g, y, axis),),
+                        "log_softmax")
+
+
+def cross_entropy(logits, targets, ignore_index=-100, label_smoothing=0.0,
+                  reduction="mean") -> Tensor:
+    """torch.nn.functional.cross_entropy: logits (N, C), integer targets (N,)."""
+    logits = _t(logits)
+    t = targets.data if isinstance(targets, Tensor) else np.asarray(targets)
+    if t.dtype.kind not in "iu":
+        raise TypeError(f"cross_entropy: targets must be integer class indices, got dtype {t.dtype}")
+    C = logits.shape[1] if logits.ndim > 1 else logits.shape[0]
+    valid = t[t != ignore_index]
+    if valid.size and (valid.min() < 0 or valid.max() >= C):
+        raise ValueError(f"cross_entropy: target {int(valid.max() if valid.max() >= C else valid.min())}"
+                         f" is out of range for {C} classes (logits.shape={logits.shape})")
+    kw = dict(ignore_index=ignore_index, label_smoothing=label_smoothing, reduction=reduction)
+    L = logits.data
+    loss = ops.cross_entropy(L, t, **kw)
+    return Tensor._make(np.asarray(loss), (logits,),
+                        lambda g: (ops.cross_entropy_backward(g, L, t, **kw),), "cross_entropy")
+
+
+def mse_loss(pred, target, reduction="mean") -> Tensor:
+    pred = _t(pred)
+    target = _t(target)
+    d = pred - target
+    sq = d * d
+    if reduction == "mean":
+        return sq.mean()
+    if reduction == "sum":
+        return sq.sum()
+    if reduction == "none":
+        return sq
+    raise ValueError(f"mse_loss: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+
+def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5) -> Tensor:
+    x = _t(x)
+    W = None if weight is None else weight.data
+    B = None if bias is None else bias.data
+    y, mean, rstd = ops.layer_norm(x.data, normalized_shape, W, B, eps, return_stats=True)
+    X = x.data
+    parents = tuple(p for p in (x, weight, bias) if p is not None)
+
+    def bwd(g):
+        dx, dw, db = ops.layer_norm_backward(g, X, normalized_shape, W, B, eps, mean=mean,
+                                             rstd=rstd)
+        return tuple(v for v, p in ((dx, x), (dw, weight), (db, bias)) if p is not None)
+    return Tensor._make(y, parents, bwd, "layer_norm")
+
+
+def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=True,
+               momentum=0.1, eps=1e-5) -> Tensor:
+    """Batch normalisation over all axes but 1 (N, C, ...), updating the running stats in
+    place when training (unbiased variance for the running estimate, as torch)."""
+    x = _t(x)
+    X = x.data
+    axes = (0,) + tuple(range(2, X.ndim))
+    shape = [1] * X.ndim
+    shape[1] = X.shape[1]
+    if training:
+        mean = X.mean(axis=axes)
+        var = X.var(axis=axes)
+        n = X.size // X.shape[1]
+        running_mean *= 1 - momentum
+        running_mean += momentum * mean
+        running_var *= 1 - momentum
+        running_var += momentum * var * n / max(n - 1, 1)
+    else:
+        mean, var = running_mean, running_var
+    rstd = 1.0 / np.sqrt(var + eps)
+    xhat = (X - mean.reshape(shape)) * rstd.reshape(shape)
+    y = xhat
+    if weight is not None:
+        y = y * weight.data.reshape(shape)
+    if bias is not None:
+        y = y + bias.data.reshape(shape)
+    parents = tuple(p for p in (x, weight, bias) if p is not None)
+
+    def bwd(g):
+        gw = (g * xhat).sum(axis=axes) if weight is not None else None
+        gb = g.sum(axis=axes) if bias is not None else None
+        gx_hat = g * (weight.data.reshape(shape) if weight is not None else 1)
+        if training:
+            m = X.size // X.shape[1]
+            gx = (rstd.reshape(shape) / m) * (m * gx_hat - gx_hat.sum(axis=axes, keepdims=True)
+                                              - xhat * (gx_hat * xhat).sum(axis=axes, keepdims=True))
+        else:
+            gx = gx_hat * rstd.reshape(shape)
+        return tuple(v for v, p in ((gx, x), (gw, weight), (gb, bias)) if p is not None)
+    return Tensor._make(y.astype(X.dtype, copy=False), parents, bwd, "batch_norm")
+
+
+def embedding(indices, weight) -> Tensor:
+    """weight[indices]; the gradient scatters (adds) back into the used rows."""
+    idx = indices.data if isinstance(indices, Tensor) else np.asarray(indices)
+    if idx.dtype.kind not in "iu":
+        raise TypeError(f"embedding: indices must be integers, got dtype {idx.dtype}")
+    V = weight.shape[0]
+    if idx.size and (idx.min() < 0 or idx.max() >= V):
+        raise ValueError(f"embedding: index {int(idx.max() if idx.max() >= V else idx.min())} is "
+                         f"out of range for {V} rows (weight.shape={weight.shape})")
+    W = weight.data
+
+    def bwd(g):
+        gw = np.zeros_like(W)
+        np.add.at(gw, idx.reshape(-1), g.reshape(-1, W.shape[1]))
+        return (gw,)
+    return Tensor._make(W[idx], (weight,), bwd, "embedding")
+
+
+def attention(q, k, v, causal=False, mask=None, scale=None) -> Tensor:
+    """Fused softmax(q kᵀ · scale + mask) v on (B, H, S, D) tensors."""
+    q, k, v = _t(q), _t(k), _t(v)
+    Q, K, V = q.data, k.data, v.data
+    M = mask.data if isinstance(mask, Tensor) else mask
+    out, lse = ops.attention(Q, K, V, causal=causal, mask=M, scale=scale, return_lse=True)
+
+    def bwd(g):
+        return ops.attention_backward(np.ascontiguousarray(g), Q, K, V, out, lse, causal=causal,
+                                      mask=M, scale=scale)
+    return Tensor._make(out, (q, k, v), bwd, "attention")
