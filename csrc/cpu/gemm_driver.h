@@ -199,7 +199,11 @@ void driver_large_m(int64_t M, int64_t N, int64_t K, int64_t KC, typename Kern::
   using TP = typename Kern::TP;
   using TC = typename Kern::TC;
   constexpr int MR = Kern::MR, NR = Kern::NR, KU = Kern::KU;
-  constexpr int64_t NC = Kern::NC;
+  // Column blocks of at most Kern::NC, as many as a multiple of the thread count so every thread
+  // gets the same width (N = 768 with NC 512 would otherwise split 512 : 256).
+  const int64_t per_thread = (N + int64_t(nt) * Kern::NC - 1) / (int64_t(nt) * Kern::NC);
+  const int64_t want_blocks = std::max<int64_t>(1, int64_t(nt) * per_thread);
+  const int64_t NC = std::min<int64_t>(Kern::NC, ((N + want_blocks - 1) / want_blocks + NR - 1) / NR * NR);
   const int64_t n_ir = (M + MR - 1) / MR;
   const int64_t n_jb = (N + NC - 1) / NC;
   const bool by_columns = n_jb >= nt;
