@@ -9,6 +9,7 @@ namespace py = pybind11;
 void bind_gemm(py::module_& m);
 void bind_attention(py::module_& m);
 void bind_conv(py::module_& m);
+void bind_elementwise(py::module_& m);
 void bind_nn(py::module_& m);
 void bind_pool(py::module_& m);
 
@@ -39,6 +40,7 @@ PYBIND11_MODULE(_core, m) {
   bind_gemm(m);
   bind_attention(m);
   bind_conv(m);
+  bind_elementwise(m);
   bind_nn(m);
   bind_pool(m);
 }

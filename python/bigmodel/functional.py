@@ -119,8 +119,10 @@ def flatten(x, start_dim=1) -> Tensor:
 def relu(x) -> Tensor:
     x = _t(x)
     X = x.data
-    out = np.maximum(X, 0) if _xp(X) is np else _xp(X).maximum(X, 0)
-    return Tensor._make(out, (x,), lambda g: (g * (X > 0),), "relu")
+    if _xp(X) is np and X.dtype in (np.float32, np.float64):
+        return Tensor._make(ops.relu(X), (x,), lambda g: (ops.relu_backward(g, X),), "relu")
+    xp = _xp(X)
+    return Tensor._make(xp.maximum(X, 0), (x,), lambda g: (g * (X > 0),), "relu")
 
 
 def tanh(x) -> Tensor:

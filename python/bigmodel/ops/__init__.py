@@ -7,6 +7,7 @@ with the GIL released.
 # One import line per kernel family (keep them apart: families are added independently).
 from .attention import attention, attention_backward
 from .conv import conv2d, conv2d_backward
+from .elementwise import adam_update, relu, relu_backward, sgd_update
 from .gemm import gemm, matmul
 from .nn import (cross_entropy, cross_entropy_backward, layer_norm, layer_norm_backward,
                  log_softmax, log_softmax_backward, softmax, softmax_backward)

@@ -14,8 +14,16 @@ import math
 
 import numpy as np
 
+from .. import ops
+
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "StepLR", "CosineAnnealingLR", "LinearWarmup",
            "clip_grad_norm_"]
+
+
+def _fused(w, g):
+    """The native one-pass update applies to contiguous NumPy float parameters."""
+    return (isinstance(w, np.ndarray) and isinstance(g, np.ndarray) and w.dtype == g.dtype
+            and w.dtype in (np.float32, np.float64) and w.flags.c_contiguous)
 
 
 class Optimizer:
@@ -62,6 +70,13 @@ class SGD(Optimizer):
         self.momentum, self.weight_decay, self.nesterov = momentum, weight_decay, nesterov
 
     def _update(self, w, g, st):
+        if _fused(w, g):
+            first = "momentum" not in st
+            buf = st.setdefault("momentum", np.zeros_like(w)) if self.momentum else w
+            ops.sgd_update(w, g, buf, lr=self.lr, momentum=self.momentum,
+                           weight_decay=self.weight_decay, nesterov=self.nesterov,
+                           first_step=first)
+            return
         if self.weight_decay:
             g = g + self.weight_decay * w
         if self.momentum:
@@ -85,7 +100,7 @@ class Adam(Optimizer):
 
     def _update(self, w, g, st):
         b1, b2 = self.betas
-        if self.weight_decay:
+        if self.weight_decay and not _fused(w, g):
             if self.decoupled:
                 w *= 1 - self.lr * self.weight_decay
             else:
@@ -96,6 +111,10 @@ class Adam(Optimizer):
             st["t"] = np.zeros((), np.int64)
         st["t"] += 1
         t = int(st["t"])
+        if _fused(w, g):
+            ops.adam_update(w, g, st["m"], st["v"], lr=self.lr, betas=self.betas, eps=self.eps,
+                            weight_decay=self.weight_decay, decoupled=self.decoupled, step=t)
+            return
         m, v = st["m"], st["v"]
         m *= b1
         m += (1 - b1) * g
