@@ -9,6 +9,38 @@ import sys
 import time
 
 
+def _train_text(args):
+    import bigmodel
+    from bigmodel import functional as F
+    from bigmodel import optim
+    from bigmodel.data import DataLoader, TensorDataset, sentiment_splits
+    from bigmodel.models import TransformerClassifier
+    from bigmodel.train import Trainer
+
+    bigmodel.manual_seed(args.seed)
+    d = sentiment_splits(seed=args.seed, path=args.data)
+    print(f"Rotten Tomatoes: {len(d['y_train'])} training, {len(d['y_test'])} test snippets, "
+          f"vocabulary {len(d['vocab'])}", flush=True)
+    model = TransformerClassifier(len(d["vocab"]), max_len=d["x_train"].shape[1])
+    opt = optim.AdamW(model.parameters(), lr=args.lr if args.lr_set else 1e-3)
+    trainer = Trainer(model, opt, F.cross_entropy, ["accuracy"])
+    loader = DataLoader(TensorDataset(d["x_train"], d["y_train"]), batch_size=args.batch_size,
+                        shuffle=True, seed=args.seed)
+    t0 = time.perf_counter()
+    hist = trainer.fit(loader, epochs=args.epochs, verbose=0 if args.quiet else 1)
+    dt = time.perf_counter() - t0
+    xte = d["x_test"]
+    if xte.shape[1] < d["x_train"].shape[1]:
+        import numpy as np
+        xte = np.pad(xte, ((0, 0), (0, d["x_train"].shape[1] - xte.shape[1])))
+    res = trainer.evaluate(xte, d["y_test"])
+    steps = len(loader) * len(hist.epoch)
+    print(json.dumps({"test_accuracy": round(res["accuracy"], 4), "test_loss": round(res["loss"], 4),
+                      "epochs": len(hist.epoch), "seconds": round(dt, 1),
+                      "ms_per_step": round(1e3 * dt / max(steps, 1), 2)}, indent=1))
+    return 0
+
+
 def _train_cnn(args):
     import numpy as np
 
@@ -26,7 +58,8 @@ def _train_cnn(args):
     print(f"MNIST: {len(xtr)} training, {len(xte)} test images; {bigmodel.info()['isa']}, "
           f"{bigmodel.get_num_threads()} threads", flush=True)
     model = mnist_cnn()
-    opt = optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum)
+    opt = optim.SGD(model.parameters(), lr=args.lr if args.lr_set else 0.01,
+                    momentum=args.momentum)
     trainer = Trainer(model, opt, F.cross_entropy, ["accuracy"])
     loader = DataLoader(TensorDataset(xtr, ytr), batch_size=args.batch_size, shuffle=True,
                         seed=args.seed)
@@ -53,10 +86,11 @@ def main(argv=None) -> int:
     sub = parser.add_subparsers(dest="cmd", required=True)
     sub.add_parser("info", help="print what bigmodel runs on (ISA, threads, CUDA)")
     tr = sub.add_parser("train", help="train one of the seeds' models on real data")
-    tr.add_argument("model", choices=["cnn"], help="cnn: the MNIST CNN")
+    tr.add_argument("model", choices=["cnn", "transformer"],
+                    help="cnn: the MNIST CNN; transformer: the Rotten Tomatoes text classifier")
     tr.add_argument("--epochs", type=int, default=3)
     tr.add_argument("--batch-size", type=int, default=64)
-    tr.add_argument("--lr", type=float, default=0.01)
+    tr.add_argument("--lr", type=float, default=None, help="default 0.01 (SGD) / 1e-3 (AdamW)")
     tr.add_argument("--momentum", type=float, default=0.9)
     tr.add_argument("--limit", type=int, default=0, help="use only the first N training images")
     tr.add_argument("--data", default=None, help="folder with the MNIST IDX files")
@@ -71,7 +105,8 @@ def main(argv=None) -> int:
         print(json.dumps(bigmodel.info(), indent=2))
         return 0
     if args.cmd == "train":
-        return _train_cnn(args)
+        args.lr_set = args.lr is not None
+        return _train_cnn(args) if args.model == "cnn" else _train_text(args)
     if args.cmd == "bench":
         script = os.path.join(os.getcwd(), "benchmarks", "compare.py")
         if not os.path.isfile(script):

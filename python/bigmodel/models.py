@@ -14,3 +14,38 @@ def mnist_cnn() -> nn.Sequential:
         nn.Linear(9216, 128), nn.ReLU(),
         nn.Linear(128, 10),
     )
+
+
+class TransformerClassifier(nn.Module):
+    """Embedding + learned positions -> N encoder layers (fused attention, key-padding mask)
+    -> mean over the real tokens -> Linear: the seeds' small Transformer text classifier."""
+
+    def __init__(self, vocab_size, num_classes=2, d_model=64, nhead=4, num_layers=2,
+                 dim_feedforward=128, max_len=64, dropout=0.1):
+        super().__init__()
+        self.embed = nn.Embedding(vocab_size, d_model, padding_idx=0)
+        self.pos = nn.Embedding(max_len, d_model)
+        self.layers = nn.Sequential(*[nn.TransformerEncoderLayer(d_model, nhead, dim_feedforward,
+                                                                 dropout) for _ in range(num_layers)])
+        self.head = nn.Linear(d_model, num_classes)
+        self.max_len = max_len
+
+    def forward(self, ids, lengths=None):
+        import numpy as np
+
+        from .tensor import Tensor
+        ids = ids.data if isinstance(ids, Tensor) else np.asarray(ids)
+        B, T = ids.shape
+        if T > self.max_len:
+            raise ValueError(f"TransformerClassifier: sequence length {T} exceeds max_len "
+                             f"{self.max_len} (ids.shape={ids.shape})")
+        if lengths is None:
+            lengths = (ids != 0).sum(axis=1).clip(min=1)
+        valid = np.arange(T)[None, :] < np.asarray(lengths)[:, None]          # (B, T)
+        x = self.embed(ids) + self.pos(np.broadcast_to(np.arange(T), (B, T)))
+        mask = valid[:, None, None, :]                                         # keys only
+        for layer in self.layers:
+            x = layer(x, mask=mask)
+        w = (valid / valid.sum(axis=1, keepdims=True)).astype(np.float32)[:, :, None]
+        pooled = (x * Tensor(w)).sum(axis=1)
+        return self.head(pooled)
