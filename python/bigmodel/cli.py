@@ -29,11 +29,7 @@ def _train_text(args):
     t0 = time.perf_counter()
     hist = trainer.fit(loader, epochs=args.epochs, verbose=0 if args.quiet else 1)
     dt = time.perf_counter() - t0
-    xte = d["x_test"]
-    if xte.shape[1] < d["x_train"].shape[1]:
-        import numpy as np
-        xte = np.pad(xte, ((0, 0), (0, d["x_train"].shape[1] - xte.shape[1])))
-    res = trainer.evaluate(xte, d["y_test"])
+    res = trainer.evaluate(d["x_test"], d["y_test"])
     steps = len(loader) * len(hist.epoch)
     print(json.dumps({"test_accuracy": round(res["accuracy"], 4), "test_loss": round(res["loss"], 4),
                       "epochs": len(hist.epoch), "seconds": round(dt, 1),

@@ -42,10 +42,12 @@ class Vocab:
         return [self.stoi.get(t, self.UNK) for t in tokens]
 
 
-def pad(sequences, max_len=None):
-    """(ids int64 (N, T) zero-padded, lengths int64 (N,)); longer sequences are truncated."""
+def pad(sequences, max_len=None, width=None):
+    """(ids int64 (N, T) zero-padded, lengths int64 (N,)); sequences longer than max_len are
+    truncated; T is `width` when given, else the longest kept length."""
     lengths = np.array([min(len(s), max_len or len(s)) for s in sequences], np.int64)
-    T = int(lengths.max()) if len(lengths) else 0
+    T = width if width is not None else (int(lengths.max()) if len(lengths) else 0)
+    lengths = np.minimum(lengths, T)
     out = np.zeros((len(sequences), max(T, 1)), np.int64)
     for i, s in enumerate(sequences):
         out[i, : lengths[i]] = s[: lengths[i]]
@@ -86,7 +88,8 @@ def sentiment_splits(test_fraction=0.2, max_vocab=10000, max_len=64, seed=0, pat
     test, train = order[:n_test], order[n_test:]
     toks = [tokenize(t) for t in texts]
     vocab = Vocab([toks[i] for i in train], max_size=max_vocab)
-    xtr, ltr = pad([vocab.encode(toks[i]) for i in train], max_len)
-    xte, lte = pad([vocab.encode(toks[i]) for i in test], max_len)
+    width = min(max_len, max(len(t) for t in toks))
+    xtr, ltr = pad([vocab.encode(toks[i]) for i in train], max_len, width)
+    xte, lte = pad([vocab.encode(toks[i]) for i in test], max_len, width)
     return dict(x_train=xtr, len_train=ltr, y_train=labels[train], x_test=xte, len_test=lte,
                 y_test=labels[test], vocab=vocab)
