@@ -50,3 +50,11 @@ def isfinite(x):
 
 swapaxes = _np.swapaxes
 may_share_memory = _np.may_share_memory
+
+
+def matmul(a, b, out=None):
+    r = _np.matmul(a, b)
+    if out is None:
+        return _wrap(r)
+    out[...] = r
+    return out
