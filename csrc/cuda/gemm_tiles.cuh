@@ -118,13 +118,13 @@ struct TileLoader {
       : base(base_), sx(sx_), sk(sk_), x_left(X_left), k_left(K), along_k(along_k_), vec(vec_) {}
 
   // Chunk i of this thread covers x = xi (+0..3 if along x), k = ki (+0..3 if along k). Along k,
-  // 4 neighbouring threads read one 16-element row segment; along x, BX/4 threads read BX
+  // BK/4 neighbouring threads read one BK-element segment; along x, BX/4 threads read BX
   // consecutive elements: both coalesced when that direction has unit stride.
   //
   // When the store transposes, a warp whose 32 chunks lie side by side in the chunk direction
   // would write 4 x 32 shared elements one padded row apart (16-way bank conflicts for fp16 A
   // tiles). Instead 8 lanes step along the other direction and 4 along the chunk direction: global
-  // reads become 8 segments of 4 chunks (still sector-efficient), shared stores at most 2-way.
+  // reads become 8 segments of 4 chunks (whole 32-byte sectors), shared stores at most 2-way.
   __device__ __forceinline__ void coords(int i, int& xi, int& ki) const {
     const int c = static_cast<int>(threadIdx.x) + i * kThreads;
     if (kTransposedStore >= 0 && along_k == (kTransposedStore == 0)) {
