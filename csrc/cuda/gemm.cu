@@ -213,11 +213,16 @@ void check_problem(const GemmProblem& p) {
   BM_CHECK(p.N == 1 || p.cs_c != 0, "gemm: C's column stride is 0 with N=", p.N);
   // A host pointer would make the kernel fault and poison the CUDA context for the whole
   // process: reject it here instead (a few microseconds per call).
-  const auto check_ptr = [](const void* ptr, const char* name) {
+  // Device memory of another GPU would fault the same way: kernels run on the current device.
+  int device = 0;
+  BM_CUDA_CHECK(cudaGetDevice(&device));
+  const auto check_ptr = [device](const void* ptr, const char* name) {
     cudaPointerAttributes attr{};
     BM_CUDA_CHECK(cudaPointerGetAttributes(&attr, ptr));
     BM_CHECK(attr.type != cudaMemoryTypeUnregistered && attr.devicePointer != nullptr, "gemm: ",
              name, " (", ptr, ") is not memory the GPU can access");
+    BM_CHECK(attr.type != cudaMemoryTypeDevice || attr.device == device, "gemm: ", name,
+             " is on device ", attr.device, " but the current device is ", device);
   };
   if (p.K > 0) {
     check_ptr(p.A, "A");

@@ -93,11 +93,17 @@ __device__ __forceinline__ float get(const float4& v, int j) {
 // S[k][x] with x contiguous; store_xk: S[x][k] with k contiguous), converting on the way.
 // kThreads threads each own kChunks chunks. Out-of-range elements are stored as 0, so the K tail
 // and the M/N edges need no special case in the math.
-template <typename Tin, int BX, int BK, int kThreads>
+//
+// kTransposedStore says which store the caller uses, to pick a lane layout for the case where the
+// store transposes (chunk direction != contiguous shared direction): -1 = keep the coalescing
+// layout always (SIMT: its transposing stores are at most 2-way conflicted), 0 = store_kx,
+// 1 = store_xk. See coords().
+template <typename Tin, int BX, int BK, int kThreads, int kTransposedStore = -1>
 struct TileLoader {
   static constexpr int kChunks = BX * BK / (4 * kThreads);
   static_assert(BX * BK % (4 * kThreads) == 0, "tile must split into 4-element chunks evenly");
   static_assert(BX % 4 == 0 && BK % 4 == 0, "tile sides must be multiples of 4");
+  static_assert(kTransposedStore < 0 || (BK % 8 == 0 && BX % 8 == 0), "transposed layout: sides % 8");
 
   // Per-chunk pointers are recomputed from one base each tile (two integer multiply-adds) rather
   // than kept: registers are the SIMT kernel's limit (64 accumulators + staging).
@@ -112,11 +118,22 @@ struct TileLoader {
       : base(base_), sx(sx_), sk(sk_), x_left(X_left), k_left(K), along_k(along_k_), vec(vec_) {}
 
   // Chunk i of this thread covers x = xi (+0..3 if along x), k = ki (+0..3 if along k). Along k,
-  // 4 neighbouring threads read one 16-element row segment; along x, BX/4 threads read BX
+  // BK/4 neighbouring threads read one BK-element segment; along x, BX/4 threads read BX
   // consecutive elements: both coalesced when that direction has unit stride.
+  //
+  // When the store transposes, a warp whose 32 chunks lie side by side in the chunk direction
+  // would write 4 x 32 shared elements one padded row apart (16-way bank conflicts for fp16 A
+  // tiles). Instead 8 lanes step along the other direction and 4 along the chunk direction: global
+  // reads become 8 segments of 4 chunks (whole 32-byte sectors), shared stores at most 2-way.
   __device__ __forceinline__ void coords(int i, int& xi, int& ki) const {
     const int c = static_cast<int>(threadIdx.x) + i * kThreads;
-    if (along_k) {
+    if (kTransposedStore >= 0 && along_k == (kTransposedStore == 0)) {
+      const int nd = (along_k ? BK : BX) / 4;            // chunks along the chunk direction
+      const int o = (c / (8 * nd)) * 8 + c % 8;          // position in the other direction
+      const int d = ((c / 8) % nd) * 4;                  // position in the chunk direction
+      xi = along_k ? o : d;
+      ki = along_k ? d : o;
+    } else if (along_k) {
       xi = c / (BK / 4);
       ki = (c % (BK / 4)) * 4;
     } else {

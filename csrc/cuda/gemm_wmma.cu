@@ -10,6 +10,8 @@
 // per shared row either way. Global -> registers (convert) -> shared memory, two shared buffers:
 // the next tile's loads are in flight while the current one is multiplied (cp.async cannot
 // convert fp32 to bf16 on the way, so the register path serves every variant).
+// Column-major operands (trans_a / trans_b views), whose 4-element chunks run across the shared
+// rows, use the loader's bank-friendly lane layout (TileLoader::coords).
 // Shared rows are padded by 16 bytes: ldmatrix's 8 row addresses then fall in distinct banks, and
 // every fragment pointer stays 32-byte aligned as load_matrix_sync requires.
 // Epilogue: each warp stores one 16x16 accumulator at a time into shared scratch and writes it
@@ -72,7 +74,8 @@ __global__ void __launch_bounds__(kWmmaThreads) gemm_forward_wmma_kernel(GemmPar
   using T = typename Mma::T;
   using L = WmmaSmem<Mma>;
   constexpr int BK = Mma::BK, FK = Mma::FK;
-  using Loader = TileLoader<Tin, kWmmaBM, BK, kWmmaThreads>;
+  using LoaderA = TileLoader<Tin, kWmmaBM, BK, kWmmaThreads, 1>;  // stored As[m][k]
+  using LoaderB = TileLoader<Tin, kWmmaBN, BK, kWmmaThreads, 0>;  // stored Bs[k][n]
   __shared__ __align__(128) unsigned char smem[L::kTotal];
   T* As = reinterpret_cast<T*>(smem);
   T* Bs = As + 2 * L::kStageA;
@@ -83,10 +86,10 @@ __global__ void __launch_bounds__(kWmmaThreads) gemm_forward_wmma_kernel(GemmPar
   const long long z = blockIdx.z;
   const Tin* A = static_cast<const Tin*>(p.A) + z * p.bs_a + m0 * p.rs_a;
   const Tin* B = static_cast<const Tin*>(p.B) + z * p.bs_b + n0 * p.cs_b;
-  Loader la(A, p.rs_a, p.cs_a, p.M - m0, p.K, p.a_along_k, p.a_vec);
-  Loader lb(B, p.cs_b, p.rs_b, p.N - n0, p.K, p.b_along_k, p.b_vec);
+  LoaderA la(A, p.rs_a, p.cs_a, p.M - m0, p.K, p.a_along_k, p.a_vec);
+  LoaderB lb(B, p.cs_b, p.rs_b, p.N - n0, p.K, p.b_along_k, p.b_vec);
 
-  float4 ra[Loader::kChunks], rb[Loader::kChunks];
+  float4 ra[LoaderA::kChunks], rb[LoaderB::kChunks];
   la.load(ra);
   lb.load(rb);
   la.template store_xk<Mma, L::kLdA>(As, ra);
