@@ -12,6 +12,10 @@
 #include "common/scratch.h"
 #include "cpu/gemm.h"
 
+
+#define BM_RNN_VBYTES 16
+#define BM_RNN_MR 6
+#define BM_RNN_NV 2
 namespace bm::portable {
 #include "cpu/rnn_gates.h"
 }  // namespace bm::portable
@@ -42,6 +46,20 @@ BwdFn<T> bwd_kernel() {
     case Isa::avx2: return static_cast<BwdFn<T>>(&avx2::rnn_step_bwd);
 #endif
     default: return static_cast<BwdFn<T>>(&portable::rnn_step_bwd);
+  }
+}
+
+template <typename T>
+using RecFn = void (*)(int64_t, int64_t, int64_t, const T*, int64_t, const T*, int64_t, T*, int64_t,
+                       bool);
+template <typename T>
+RecFn<T> rec_kernel() {
+  switch (active_isa()) {
+#if defined(BM_X86)
+    case Isa::avx512: return static_cast<RecFn<T>>(&avx512::rnn_rec_gemm);
+    case Isa::avx2: return static_cast<RecFn<T>>(&avx2::rnn_rec_gemm);
+#endif
+    default: return static_cast<RecFn<T>>(&portable::rnn_rec_gemm);
   }
 }
 
@@ -93,11 +111,20 @@ void layer_forward(const Dims& d, const T* x, const int64_t* lengths, const T* h
       std::memcpy(hp + (row(first) + b * rb) * H, h0 + b * H, H * sizeof(T));
 
   const FwdFn<T> kern = fwd_kernel<T>();
+  const RecFn<T> rec = rec_kernel<T>();
+  T* wt = thread_scratch<T>(size_t(H) * GH, 3);  // W_hh^T (H, GH), packed once per call
   const Split sp = split_hidden(H);
 #pragma omp parallel num_threads(sp.nw) if (sp.nw > 1)
   {
     const int64_t j0 = std::min(H, omp_get_thread_num() * sp.chunk);
     const int64_t j1 = std::min(H, j0 + sp.chunk);
+    // Each thread transposes (and later reads) only its own gate columns: no barrier needed.
+    for (int g = 0; g < G; ++g)
+      for (int64_t n0 = g * H + j0; n0 < g * H + j1; n0 += 32) {
+        const int64_t n1 = std::min(g * H + j1, n0 + 32);
+        for (int64_t k = 0; k < H; ++k)
+          for (int64_t n = n0; n < n1; ++n) wt[k * GH + n] = w_hh[n * H + k];
+      }
     for (int64_t s = 0; s < T_; ++s) {
       const int64_t t = d.reverse ? T_ - 1 - s : s;
       const int64_t nxt = d.reverse ? t - 1 : t + 1, prv = d.reverse ? t + 1 : t - 1;
@@ -122,8 +149,7 @@ void layer_forward(const Dims& d, const T* x, const int64_t* lengths, const T* h
       a.y = out + row(t) * ld_out; a.y_rs = rb * ld_out;
       if (j1 > j0) {
         for (int g = 0; g < G; ++g)
-          gemm<T>(B, j1 - j0, H, T(1), a.hp, a.hp_rs, 1, w_hh + (g * H + j0) * H, 1, H, T(0),
-                  hg + g * H + j0, GH, 1);
+          rec(B, j1 - j0, H, a.hp, a.hp_rs, wt + g * H + j0, GH, hg + g * H + j0, GH, false);
         kern(a);
       }
 #pragma omp barrier
@@ -158,6 +184,7 @@ void layer_backward(const Dims& d, const T* x, const int64_t* lengths, const T* 
   }
 
   const BwdFn<T> kern = bwd_kernel<T>();
+  const RecFn<T> rec = rec_kernel<T>();
   const Split sp = split_hidden(H);
 #pragma omp parallel num_threads(sp.nw) if (sp.nw > 1)
   {
@@ -186,7 +213,7 @@ void layer_backward(const Dims& d, const T* x, const int64_t* lengths, const T* 
 #pragma omp barrier
       // dh_{t-1}[:, j0:j1] += dG_hh[t] (B, GH) @ W_hh[:, j0:j1]; reads every thread's gates.
       if (j1 > j0)
-        gemm<T>(B, j1 - j0, GH, T(1), a.dgh, a.dgh_rs, 1, w_hh + j0, H, 1, T(1), dnext + j0, H, 1);
+        rec(B, j1 - j0, GH, a.dgh, a.dgh_rs, w_hh + j0, H, dnext + j0, H, true);
       std::swap(dcur, dnext);
     }
   }

@@ -13,8 +13,12 @@
 // Gate layouts (PyTorch's): LSTM columns [i | f | g | o], GRU [r | z | n], each block H wide.
 // Saved per row (sv): RNN h_t (H); LSTM activated i, f, g, o (4H); GRU r, z, n and
 // W_hn h + b_hn (4H).
+// Also here: rec_gemm, the small-M product of the recurrence, C (M, N) (+)= A (M, K) B (K, N)
+// with B row-major (contiguous in N): the packed W_hh^T in forward, W_hh itself in backward,
+// so no operand is repacked per step. Register tile MR rows x NV vectors (GCC vector extensions,
+// the vector width of the including translation unit); A entries are broadcast, B rows loaded.
 // No include guard on purpose: it is included once per ISA namespace, after <cstdint>,
-// <cstring> and cpu/rnn.h.
+// <cstring>, common/scratch.h and cpu/rnn.h, with BM_RNN_VBYTES / _MR / _NV defined.
 
 namespace rnn_gates {
 
@@ -239,7 +243,95 @@ void step_bwd(const bm::rnn::StepBwd<T>& a) {
   }
 }
 
+// ---- recurrent product ------------------------------------------------------------------------
+
+typedef float VecF __attribute__((vector_size(BM_RNN_VBYTES)));
+typedef double VecD __attribute__((vector_size(BM_RNN_VBYTES)));
+template <typename T>
+struct VecOf { using type = VecF; };
+template <>
+struct VecOf<double> { using type = VecD; };
+template <typename T>
+using Vec = typename VecOf<T>::type;
+
+template <typename T, int MR>
+static inline void rec_tile(int64_t K, const T* __restrict A, int64_t lda, const T* __restrict Bm,
+                            int64_t ldb, T* __restrict C, int64_t ldc, bool accumulate) {
+  using V = Vec<T>;
+  constexpr int W = sizeof(V) / sizeof(T), NV = BM_RNN_NV;
+  V acc[MR][NV];
+  for (int i = 0; i < MR; ++i)
+    for (int v = 0; v < NV; ++v) acc[i][v] = V{};
+  for (int64_t k = 0; k < K; ++k) {
+    V bv[NV];
+    for (int v = 0; v < NV; ++v) std::memcpy(&bv[v], Bm + k * ldb + v * W, sizeof(V));
+    for (int i = 0; i < MR; ++i) {
+      const T a = A[i * lda + k];
+      for (int v = 0; v < NV; ++v) acc[i][v] += a * bv[v];
+    }
+  }
+  for (int i = 0; i < MR; ++i)
+    for (int v = 0; v < NV; ++v) {
+      V c = acc[i][v];
+      if (accumulate) {
+        V old;
+        std::memcpy(&old, C + i * ldc + v * W, sizeof(V));
+        c += old;
+      }
+      std::memcpy(C + i * ldc + v * W, &c, sizeof(V));
+    }
+}
+
+template <typename T, int MR>
+static void rec_rows(int mb, int64_t K, const T* A, int64_t lda, const T* Bm, int64_t ldb, T* C,
+                     int64_t ldc, bool accumulate) {
+  if constexpr (MR > 0) {
+    if (mb == MR) return rec_tile<T, MR>(K, A, lda, Bm, ldb, C, ldc, accumulate);
+    return rec_rows<T, MR - 1>(mb, K, A, lda, Bm, ldb, C, ldc, accumulate);
+  }
+}
+
+template <typename T>
+void rec_gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* Bm, int64_t ldb,
+              T* C, int64_t ldc, bool accumulate) {
+  constexpr int MR = BM_RNN_MR, NR = BM_RNN_NV * int(sizeof(Vec<T>) / sizeof(T));
+  for (int64_t n0 = 0; n0 < N; n0 += NR) {
+    const int64_t nb = std::min<int64_t>(NR, N - n0);
+    if (nb == NR) {
+      for (int64_t m0 = 0; m0 < M; m0 += MR)
+        rec_rows<T, MR>(int(std::min<int64_t>(MR, M - m0)), K, A + m0 * lda, lda, Bm + n0, ldb,
+                        C + m0 * ldc + n0, ldc, accumulate);
+      continue;
+    }
+    // Last, partial panel: zero-padded copy of B, tile computed into a buffer.
+    // Slot 1 is GEMM packing scratch, free here (no GEMM runs inside the time loop).
+    T* pad = bm::thread_scratch<T>(size_t(K) * NR + MR * NR, 1);
+    T* tile = pad + K * NR;
+    for (int64_t k = 0; k < K; ++k) {
+      std::memcpy(pad + k * NR, Bm + k * ldb + n0, nb * sizeof(T));
+      for (int64_t j = nb; j < NR; ++j) pad[k * NR + j] = T(0);
+    }
+    for (int64_t m0 = 0; m0 < M; m0 += MR) {
+      const int mb = int(std::min<int64_t>(MR, M - m0));
+      rec_rows<T, MR>(mb, K, A + m0 * lda, lda, pad, NR, tile, NR, false);
+      for (int i = 0; i < mb; ++i) {
+        T* c = C + (m0 + i) * ldc + n0;
+        for (int64_t j = 0; j < nb; ++j) c[j] = accumulate ? c[j] + tile[i * NR + j] : tile[i * NR + j];
+      }
+    }
+  }
+}
+
 }  // namespace rnn_gates
+
+void rnn_rec_gemm(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
+                  int64_t ldb, float* C, int64_t ldc, bool acc) {
+  rnn_gates::rec_gemm<float>(M, N, K, A, lda, B, ldb, C, ldc, acc);
+}
+void rnn_rec_gemm(int64_t M, int64_t N, int64_t K, const double* A, int64_t lda, const double* B,
+                  int64_t ldb, double* C, int64_t ldc, bool acc) {
+  rnn_gates::rec_gemm<double>(M, N, K, A, lda, B, ldb, C, ldc, acc);
+}
 
 void rnn_step_fwd(const bm::rnn::StepFwd<float>& a) { rnn_gates::step_fwd<float>(a); }
 void rnn_step_fwd(const bm::rnn::StepFwd<double>& a) { rnn_gates::step_fwd<double>(a); }
