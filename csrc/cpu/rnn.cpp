@@ -49,19 +49,31 @@ BwdFn<T> bwd_kernel() {
   }
 }
 
+// The recurrent product's packing and kernel of the active ISA (rnn_gates.h).
 template <typename T>
-using RecFn = void (*)(int64_t, int64_t, int64_t, const T*, int64_t, const T*, int64_t, T*, int64_t,
-                       bool);
+struct Rec {
+  int64_t (*size)(int64_t, int64_t, bool);
+  void (*pack)(int64_t, int64_t, const T*, int64_t, int64_t, T*);
+  void (*run)(int64_t, int64_t, int64_t, const T*, int64_t, const T*, T*, int64_t, bool);
+};
+#define BM_REC(ns)                                                                             \
+  Rec<T> {                                                                                     \
+    &ns::rnn_rec_packed_size,                                                                  \
+        static_cast<void (*)(int64_t, int64_t, const T*, int64_t, int64_t, T*)>(&ns::rnn_rec_pack), \
+        static_cast<void (*)(int64_t, int64_t, int64_t, const T*, int64_t, const T*, T*, int64_t, \
+                             bool)>(&ns::rnn_rec_run)                                          \
+  }
 template <typename T>
-RecFn<T> rec_kernel() {
+Rec<T> rec_kernel() {
   switch (active_isa()) {
 #if defined(BM_X86)
-    case Isa::avx512: return static_cast<RecFn<T>>(&avx512::rnn_rec_gemm);
-    case Isa::avx2: return static_cast<RecFn<T>>(&avx2::rnn_rec_gemm);
+    case Isa::avx512: return BM_REC(avx512);
+    case Isa::avx2: return BM_REC(avx2);
 #endif
-    default: return static_cast<RecFn<T>>(&portable::rnn_rec_gemm);
+    default: return BM_REC(portable);
   }
 }
+#undef BM_REC
 
 // Hidden units per thread: whole 16-element vectors, and no more threads than slices.
 struct Split {
@@ -111,20 +123,17 @@ void layer_forward(const Dims& d, const T* x, const int64_t* lengths, const T* h
       std::memcpy(hp + (row(first) + b * rb) * H, h0 + b * H, H * sizeof(T));
 
   const FwdFn<T> kern = fwd_kernel<T>();
-  const RecFn<T> rec = rec_kernel<T>();
-  T* wt = thread_scratch<T>(size_t(H) * GH, 3);  // W_hh^T (H, GH), packed once per call
+  const Rec<T> rec = rec_kernel<T>();
   const Split sp = split_hidden(H);
 #pragma omp parallel num_threads(sp.nw) if (sp.nw > 1)
   {
     const int64_t j0 = std::min(H, omp_get_thread_num() * sp.chunk);
     const int64_t j1 = std::min(H, j0 + sp.chunk);
-    // Each thread transposes (and later reads) only its own gate columns: no barrier needed.
-    for (int g = 0; g < G; ++g)
-      for (int64_t n0 = g * H + j0; n0 < g * H + j1; n0 += 32) {
-        const int64_t n1 = std::min(g * H + j1, n0 + 32);
-        for (int64_t k = 0; k < H; ++k)
-          for (int64_t n = n0; n < n1; ++n) wt[k * GH + n] = w_hh[n * H + k];
-      }
+    // Each thread packs (and later reads) W_hh^T for its own gate columns only: no barrier.
+    const int64_t psz = rec.size(H, std::max<int64_t>(j1 - j0, 1), sizeof(T) == 8);
+    T* wp = thread_scratch<T>(size_t(G) * psz, 3);
+    if (j1 > j0)
+      for (int g = 0; g < G; ++g) rec.pack(H, j1 - j0, w_hh + (g * H + j0) * H, 1, H, wp + g * psz);
     for (int64_t s = 0; s < T_; ++s) {
       const int64_t t = d.reverse ? T_ - 1 - s : s;
       const int64_t nxt = d.reverse ? t - 1 : t + 1, prv = d.reverse ? t + 1 : t - 1;
@@ -149,7 +158,7 @@ void layer_forward(const Dims& d, const T* x, const int64_t* lengths, const T* h
       a.y = out + row(t) * ld_out; a.y_rs = rb * ld_out;
       if (j1 > j0) {
         for (int g = 0; g < G; ++g)
-          rec(B, j1 - j0, H, a.hp, a.hp_rs, wt + g * H + j0, GH, hg + g * H + j0, GH, false);
+          rec.run(B, j1 - j0, H, a.hp, a.hp_rs, wp + g * psz, hg + g * H + j0, GH, false);
         kern(a);
       }
 #pragma omp barrier
@@ -184,12 +193,15 @@ void layer_backward(const Dims& d, const T* x, const int64_t* lengths, const T* 
   }
 
   const BwdFn<T> kern = bwd_kernel<T>();
-  const RecFn<T> rec = rec_kernel<T>();
+  const Rec<T> rec = rec_kernel<T>();
   const Split sp = split_hidden(H);
 #pragma omp parallel num_threads(sp.nw) if (sp.nw > 1)
   {
     const int64_t j0 = std::min(H, omp_get_thread_num() * sp.chunk);
     const int64_t j1 = std::min(H, j0 + sp.chunk);
+    // W_hh[:, j0:j1] packed panel-major once per call (each thread its own columns).
+    T* wp = thread_scratch<T>(size_t(rec.size(GH, std::max<int64_t>(j1 - j0, 1), sizeof(T) == 8)), 3);
+    if (j1 > j0) rec.pack(GH, j1 - j0, w_hh + j0, H, 1, wp);
     T* dcur = dhbuf;
     T* dnext = dhbuf + B * H;
     for (int64_t s = 0; s < T_; ++s) {
@@ -213,7 +225,7 @@ void layer_backward(const Dims& d, const T* x, const int64_t* lengths, const T* 
 #pragma omp barrier
       // dh_{t-1}[:, j0:j1] += dG_hh[t] (B, GH) @ W_hh[:, j0:j1]; reads every thread's gates.
       if (j1 > j0)
-        rec(B, j1 - j0, GH, a.dgh, a.dgh_rs, w_hh + j0, H, dnext + j0, H, true);
+        rec.run(B, j1 - j0, GH, a.dgh, a.dgh_rs, wp, dnext + j0, H, true);
       std::swap(dcur, dnext);
     }
   }

@@ -94,12 +94,13 @@ void layer_backward(const Dims& d, const T* x, const int64_t* lengths, const T* 
   void rnn_step_fwd(const bm::rnn::StepFwd<double>&);         \
   void rnn_step_bwd(const bm::rnn::StepBwd<float>&);          \
   void rnn_step_bwd(const bm::rnn::StepBwd<double>&);         \
-  void rnn_rec_gemm(int64_t, int64_t, int64_t, const float*,  \
-                    int64_t, const float*, int64_t, float*,   \
-                    int64_t, bool);                           \
-  void rnn_rec_gemm(int64_t, int64_t, int64_t, const double*, \
-                    int64_t, const double*, int64_t, double*, \
-                    int64_t, bool);                           \
+  int64_t rnn_rec_packed_size(int64_t, int64_t, bool);                            \
+  void rnn_rec_pack(int64_t, int64_t, const float*, int64_t, int64_t, float*);     \
+  void rnn_rec_pack(int64_t, int64_t, const double*, int64_t, int64_t, double*);   \
+  void rnn_rec_run(int64_t, int64_t, int64_t, const float*, int64_t, const float*, \
+                   float*, int64_t, bool);                                         \
+  void rnn_rec_run(int64_t, int64_t, int64_t, const double*, int64_t,              \
+                   const double*, double*, int64_t, bool);                         \
   }
 BM_RNN_DECL(portable)
 BM_RNN_DECL(avx2)

@@ -292,31 +292,67 @@ static void rec_rows(int mb, int64_t K, const T* A, int64_t lda, const T* Bm, in
 }
 
 template <typename T>
-void rec_gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* Bm, int64_t ldb,
-              T* C, int64_t ldc, bool accumulate) {
-  constexpr int MR = BM_RNN_MR, NR = BM_RNN_NV * int(sizeof(Vec<T>) / sizeof(T));
-  for (int64_t n0 = 0; n0 < N; n0 += NR) {
-    const int64_t nb = std::min<int64_t>(NR, N - n0);
-    if (nb == NR) {
-      for (int64_t m0 = 0; m0 < M; m0 += MR)
-        rec_rows<T, MR>(int(std::min<int64_t>(MR, M - m0)), K, A + m0 * lda, lda, Bm + n0, ldb,
-                        C + m0 * ldc + n0, ldc, accumulate);
-      continue;
+constexpr int rec_nr() { return BM_RNN_NV * int(sizeof(Vec<T>) / sizeof(T)); }
+
+// Panel p of an N-column operand covers columns [c0, c0 + NR), c0 = min(p NR, N - NR): the last
+// panel is shifted left to end at N (overlapping its neighbour) so no column is padded, unless
+// N < NR (one zero-padded panel).
+inline int64_t panel_start(int64_t p, int64_t N, int64_t NR) {
+  return N >= NR ? std::min(p * NR, N - NR) : 0;
+}
+
+// Packs columns [0, N) of B (element (k, n) at B[k rs + n cs]) panel-major: panel p is K x NR
+// contiguous, so each step streams the weights sequentially (the prefetchers follow it; rows
+// of an unpacked W_hh are pages apart).
+template <typename T>
+void rec_pack(int64_t K, int64_t N, const T* B, int64_t rs, int64_t cs, T* out) {
+  constexpr int NR = rec_nr<T>();
+  const int64_t P = (N + NR - 1) / NR, nb = std::min<int64_t>(N, NR);
+  for (int64_t p = 0; p < P; ++p) {
+    const int64_t c0 = panel_start(p, N, NR);
+    T* o = out + p * K * NR;
+    if (cs == 1) {
+      for (int64_t k = 0; k < K; ++k) {
+        std::memcpy(o + k * NR, B + k * rs + c0, nb * sizeof(T));
+        for (int64_t c = nb; c < NR; ++c) o[k * NR + c] = T(0);
+      }
+    } else {
+      for (int64_t c = 0; c < NR; ++c) {
+        const T* src = B + (c0 + c) * cs;
+        if (c < nb)
+          for (int64_t k = 0; k < K; ++k) o[k * NR + c] = src[k * rs];
+        else
+          for (int64_t k = 0; k < K; ++k) o[k * NR + c] = T(0);
+      }
     }
-    // Last, partial panel: zero-padded copy of B, tile computed into a buffer.
-    // Slot 1 is GEMM packing scratch, free here (no GEMM runs inside the time loop).
-    T* pad = bm::thread_scratch<T>(size_t(K) * NR + MR * NR, 1);
-    T* tile = pad + K * NR;
-    for (int64_t k = 0; k < K; ++k) {
-      std::memcpy(pad + k * NR, Bm + k * ldb + n0, nb * sizeof(T));
-      for (int64_t j = nb; j < NR; ++j) pad[k * NR + j] = T(0);
-    }
-    for (int64_t m0 = 0; m0 < M; m0 += MR) {
-      const int mb = int(std::min<int64_t>(MR, M - m0));
-      rec_rows<T, MR>(mb, K, A + m0 * lda, lda, pad, NR, tile, NR, false);
-      for (int i = 0; i < mb; ++i) {
-        T* c = C + (m0 + i) * ldc + n0;
-        for (int64_t j = 0; j < nb; ++j) c[j] = accumulate ? c[j] + tile[i * NR + j] : tile[i * NR + j];
+  }
+}
+
+// C (M, N) (+)= A (M, K) B, B packed by rec_pack.
+template <typename T>
+void rec_run(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* Bp, T* C,
+             int64_t ldc, bool accumulate) {
+  constexpr int MR = BM_RNN_MR, NR = rec_nr<T>();
+  // Row tiles of (nearly) equal height: M = 20 -> 4 x 5 rather than 6 + 6 + 6 + 2.
+  const int64_t ntiles = (M + MR - 1) / MR, P = (N + NR - 1) / NR;
+  T* tile = bm::thread_scratch<T>(size_t(MR) * NR, 1);  // GEMM's slot, unused in the time loop
+  for (int64_t p = 0; p < P; ++p) {
+    const int64_t c0 = panel_start(p, N, NR), first = p * NR;  // new columns: [first, N)
+    const bool full = c0 == first && first + NR <= N;
+    const T* bp = Bp + p * K * NR;
+    for (int64_t i = 0; i < ntiles; ++i) {
+      const int64_t m0 = M * i / ntiles;
+      const int mb = int(M * (i + 1) / ntiles - m0);
+      if (full) {
+        rec_rows<T, MR>(mb, K, A + m0 * lda, lda, bp, NR, C + m0 * ldc + c0, ldc, accumulate);
+        continue;
+      }
+      rec_rows<T, MR>(mb, K, A + m0 * lda, lda, bp, NR, tile, NR, false);
+      const int64_t nb = N - first;
+      for (int r = 0; r < mb; ++r) {
+        T* c = C + (m0 + r) * ldc + first;
+        const T* t = tile + r * NR + (first - c0);
+        for (int64_t j = 0; j < nb; ++j) c[j] = accumulate ? c[j] + t[j] : t[j];
       }
     }
   }
@@ -324,13 +360,23 @@ void rec_gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T*
 
 }  // namespace rnn_gates
 
-void rnn_rec_gemm(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
-                  int64_t ldb, float* C, int64_t ldc, bool acc) {
-  rnn_gates::rec_gemm<float>(M, N, K, A, lda, B, ldb, C, ldc, acc);
+int64_t rnn_rec_packed_size(int64_t K, int64_t N, bool dbl) {
+  const int64_t NR = dbl ? rnn_gates::rec_nr<double>() : rnn_gates::rec_nr<float>();
+  return (N + NR - 1) / NR * NR * K;
 }
-void rnn_rec_gemm(int64_t M, int64_t N, int64_t K, const double* A, int64_t lda, const double* B,
-                  int64_t ldb, double* C, int64_t ldc, bool acc) {
-  rnn_gates::rec_gemm<double>(M, N, K, A, lda, B, ldb, C, ldc, acc);
+void rnn_rec_pack(int64_t K, int64_t N, const float* B, int64_t rs, int64_t cs, float* out) {
+  rnn_gates::rec_pack<float>(K, N, B, rs, cs, out);
+}
+void rnn_rec_pack(int64_t K, int64_t N, const double* B, int64_t rs, int64_t cs, double* out) {
+  rnn_gates::rec_pack<double>(K, N, B, rs, cs, out);
+}
+void rnn_rec_run(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* Bp,
+                 float* C, int64_t ldc, bool acc) {
+  rnn_gates::rec_run<float>(M, N, K, A, lda, Bp, C, ldc, acc);
+}
+void rnn_rec_run(int64_t M, int64_t N, int64_t K, const double* A, int64_t lda, const double* Bp,
+                 double* C, int64_t ldc, bool acc) {
+  rnn_gates::rec_run<double>(M, N, K, A, lda, Bp, C, ldc, acc);
 }
 
 void rnn_step_fwd(const bm::rnn::StepFwd<float>& a) { rnn_gates::step_fwd<float>(a); }
