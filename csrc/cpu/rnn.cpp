@@ -109,8 +109,11 @@ void layer_forward(const Dims& d, const T* x, const int64_t* lengths, const T* h
   auto row = [&](int64_t t) { return t * rt; };  // row of (t, b = 0)
 
   // Input projection of every step: one GEMM, all threads.
-  T* xg = thread_scratch<T>(size_t(rows) * GH, 4);
-  gemm<T>(rows, GH, I, T(1), x, I, 1, w_ih, 1, I, T(0), xg, GH, 1);
+  // When training, the projection is written into the saved-gates array (row width S >= GH)
+  // and the gate kernel overwrites it in place with the activated gates: one stream less.
+  const int64_t ldg = save ? S : GH;
+  T* xg = save ? sv : thread_scratch<T>(size_t(rows) * GH, 4);
+  gemm<T>(rows, GH, I, T(1), x, I, 1, w_ih, 1, I, T(0), xg, ldg, 1);
   T* bias = thread_scratch<T>(size_t(GH) + H, 5);
   for (int64_t k = 0; k < GH; ++k)
     bias[k] = b_ih[k] + (mode == kGru && k >= 2 * H ? T(0) : b_hh[k]);
@@ -140,7 +143,7 @@ void layer_forward(const Dims& d, const T* x, const int64_t* lengths, const T* h
       const bool last = s == T_ - 1;
       StepFwd<T> a{};
       a.mode = mode; a.B = B; a.H = H; a.j0 = j0; a.j1 = j1; a.t = t; a.lengths = lengths;
-      a.xg = xg + row(t) * GH; a.xg_rs = rb * GH; a.hg = hg; a.bias = bias; a.bhn = bhn;
+      a.xg = xg + row(t) * ldg; a.xg_rs = rb * ldg; a.hg = hg; a.bias = bias; a.bhn = bhn;
       if (save) { a.hp = hp + row(t) * H; a.hp_rs = rb * H; }
       else { a.hp = s == 0 ? h0 : buf + ((s - 1) & 1) * B * H; a.hp_rs = H; }
       if (last) { a.hn = hn; a.hn_rs = H; }

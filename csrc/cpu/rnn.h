@@ -40,7 +40,7 @@ struct StepFwd {
   int mode;
   int64_t B, H, j0, j1, t;
   const int64_t* lengths;
-  const T* xg; int64_t xg_rs;  // input projection rows (G*H)
+  const T* xg; int64_t xg_rs;  // input projection rows (G*H); may be sv itself (in place)
   const T* hg;                 // recurrent product (B, G*H), contiguous
   const T* bias;               // b_ih + b_hh (GRU: b_hn left out)
   const T* bhn;                // GRU b_hn

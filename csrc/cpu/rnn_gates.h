@@ -96,10 +96,10 @@ void step_fwd(const bm::rnn::StepFwd<T>& a) {
       }
       continue;
     }
-    const T* __restrict xg = a.xg + b * a.xg_rs + j0;
+    const T* xg = a.xg + b * a.xg_rs + j0;  // may alias sv (read before written, same j)
     const T* __restrict hg = a.hg + b * GH + j0;
     const T* __restrict bs = a.bias + j0;
-    T* __restrict sv = a.sv ? a.sv + b * a.sv_rs + j0 : nullptr;
+    T* sv = a.sv ? a.sv + b * a.sv_rs + j0 : nullptr;
     switch (a.mode) {
       case bm::rnn::kTanh:
 #pragma omp simd
