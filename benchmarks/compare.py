@@ -20,7 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import bigmodel  # noqa: E402
 
-FAMILIES = ["gemm", "conv", "pool", "rnn", "attention", "svd"]
+FAMILIES = ["gemm", "conv", "pool", "rnn", "attention", "svd", "train"]
 PEAK = float(os.environ.get("BIGMODEL_PEAK_GFLOPS", "230"))
 
 

@@ -12,6 +12,7 @@ void bind_conv(py::module_& m);
 void bind_elementwise(py::module_& m);
 void bind_nn(py::module_& m);
 void bind_pool(py::module_& m);
+void bind_rnn(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "bigmodel CPU kernels (OpenMP + SIMD, instruction set chosen at run time)";
@@ -43,4 +44,5 @@ PYBIND11_MODULE(_core, m) {
   bind_elementwise(m);
   bind_nn(m);
   bind_pool(m);
+  bind_rnn(m);
 }

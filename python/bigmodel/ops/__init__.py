@@ -13,5 +13,7 @@ from .nn import (cross_entropy, cross_entropy_backward, layer_norm, layer_norm_b
                  log_softmax, log_softmax_backward, softmax, softmax_backward)
 from .pool import (avg_pool2d, avg_pool2d_backward, global_avg_pool2d, global_avg_pool2d_backward,
                    max_pool2d, max_pool2d_backward)
+from .rnn import (RNNState, gru, gru_backward, gru_cell, lstm, lstm_backward, lstm_cell, rnn,
+                  rnn_backward, rnn_cell)
 
 __all__ = [name for name in dir() if not name.startswith("_")]

@@ -1,0 +1,314 @@
+"""RNN family: Elman RNN (tanh / relu), LSTM and GRU cells and sequences, forward and backward.
+
+Weights use PyTorch's layout and gate order (LSTM i, f, g, o; GRU r, z, n with the reset gate
+applied after the recurrent product), so they are interchangeable with torch.nn.RNN / LSTM / GRU:
+``weights`` is a list of ``(w_ih, w_hh, b_ih, b_hh)`` tuples (biases may be None or left out) in
+torch's parameter order: layer 0, layer 0 reverse (bidirectional), layer 1, ...;
+w_ih (G*H, I) (I = D*H above layer 0), w_hh (G*H, H), b_* (G*H,).
+
+Sequences x: (batch, time, features) with ``batch_first=True`` (the default), else (time, batch,
+features); output (.., .., D*H) in the same layout; h0, c0, h_n, c_n (num_layers * D, batch, H).
+``lengths`` (batch,) integers in [0, T]: past a sequence's end its output rows are zero and its
+final state is the state at its last step (torch's packed-sequence semantics).
+
+The forward functions return the outputs plus an opaque :class:`RNNState` (None when
+``training=False``) that the matching ``*_backward`` consumes. See bigmodel.reference.rnn for
+the NumPy specification. CPU kernels: csrc/cpu/rnn.cpp (float32 and float64).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import _backend
+from ._backend import _core
+
+_MODE = {"rnn_tanh": 0, "rnn_relu": 1, "lstm": 2, "gru": 3}
+_GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
+_SAVED = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 4}
+
+
+def _shape(x):
+    return tuple(int(s) for s in x.shape)
+
+
+class RNNState:
+    """What backward needs from one forward call (opaque): per layer the input sequence, per
+    layer-direction the activated gates, the hidden states entering each step and (LSTM) the
+    cell states."""
+
+    __slots__ = ("mode", "op", "weights", "inputs", "saved", "h0", "c0", "lengths", "D", "L",
+                 "H", "batch_first", "out_shape", "dtype")
+
+    def __init__(self, **kw):
+        for k, v in kw.items():
+            setattr(self, k, v)
+
+    def __repr__(self):
+        return (f"RNNState({self.op}, layers={self.L}, directions={self.D}, hidden={self.H}, "
+                f"output shape={self.out_shape}, dtype={self.dtype})")
+
+
+# ---- argument checks -------------------------------------------------------------------------
+
+def _check_x(op, x, ndim):
+    xp = _backend.array_module(op, x=x)
+    if xp is not np:
+        raise NotImplementedError(f"{op}: the CUDA RNN kernels are not implemented yet; pass NumPy arrays")
+    if x.dtype not in (np.float32, np.float64):
+        raise TypeError(f"{op}: x must be float32 or float64, got dtype {x.dtype} (x.shape={_shape(x)})")
+    if x.ndim != ndim:
+        what = "(batch, time, features) or (time, batch, features)" if ndim == 3 else "(batch, features)"
+        raise ValueError(f"{op}: x must be {ndim}-D {what}, got x.shape={_shape(x)}")
+    return np.ascontiguousarray(x)
+
+
+def _check_array(op, name, a, shape, dtype):
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{op}: {name} must be a numpy.ndarray, got {type(a).__name__}")
+    if a.dtype != dtype:
+        raise TypeError(f"{op}: {name} must have dtype {np.dtype(dtype)} like x, got {a.dtype} "
+                        f"({name}.shape={_shape(a)})")
+    if _shape(a) != tuple(shape):
+        raise ValueError(f"{op}: {name}.shape={_shape(a)}, expected {tuple(shape)}")
+    return np.ascontiguousarray(a)
+
+
+def _check_weights(op, weights, mode, I, D, dtype):
+    """Validated contiguous (w_ih, w_hh, b_ih, b_hh) tuples, H and the number of layers."""
+    if not isinstance(weights, (list, tuple)) or not weights:
+        raise TypeError(f"{op}: weights must be a non-empty list of (w_ih, w_hh, b_ih, b_hh) "
+                        f"tuples, got {type(weights).__name__}")
+    if len(weights) % D:
+        raise ValueError(f"{op}: bidirectional needs 2 weight tuples per layer, got {len(weights)}")
+    G = _GATES[mode]
+    w0 = weights[0]
+    if not isinstance(w0, (list, tuple)) or len(w0) not in (2, 4):
+        raise TypeError(f"{op}: weights[0] must be a tuple (w_ih, w_hh[, b_ih, b_hh])")
+    if not isinstance(w0[1], np.ndarray) or w0[1].ndim != 2:
+        raise ValueError(f"{op}: weights[0][1] (w_hh) must be a 2-D array (G*H, H)")
+    H = int(w0[1].shape[1])
+    if H < 1:
+        raise ValueError(f"{op}: hidden size must be >= 1, w_hh.shape={_shape(w0[1])}")
+    out = []
+    for k, w in enumerate(weights):
+        if not isinstance(w, (list, tuple)) or len(w) not in (2, 4):
+            raise TypeError(f"{op}: weights[{k}] must be a tuple (w_ih, w_hh[, b_ih, b_hh])")
+        layer = k // D
+        In = I if layer == 0 else D * H
+        w_ih = _check_array(op, f"weights[{k}][0] (w_ih, layer {layer})", w[0], (G * H, In), dtype)
+        w_hh = _check_array(op, f"weights[{k}][1] (w_hh, layer {layer})", w[1], (G * H, H), dtype)
+        bs = []
+        for j, nm in ((2, "b_ih"), (3, "b_hh")):
+            b = w[j] if len(w) == 4 else None
+            bs.append(np.zeros(G * H, dtype) if b is None else
+                      _check_array(op, f"weights[{k}][{j}] ({nm}, layer {layer})", b, (G * H,), dtype))
+        out.append((w_ih, w_hh, bs[0], bs[1]))
+    return out, H, len(weights) // D
+
+
+def _check_lengths(op, lengths, B, T):
+    if lengths is None:
+        return None
+    lengths = np.asarray(lengths)
+    if lengths.dtype.kind not in "iu":
+        raise TypeError(f"{op}: lengths must be integers, got dtype {lengths.dtype}")
+    if _shape(lengths) != (B,):
+        raise ValueError(f"{op}: lengths.shape={_shape(lengths)}, expected ({B},) (one per sequence)")
+    if B and (lengths.min() < 0 or lengths.max() > T):
+        raise ValueError(f"{op}: lengths must lie in [0, {T}] (time steps of x), got "
+                         f"min {lengths.min()}, max {lengths.max()}")
+    return np.ascontiguousarray(lengths, dtype=np.int64)
+
+
+# ---- sequences -------------------------------------------------------------------------------
+
+def _forward(op, mode, x, weights, h0, c0, lengths, batch_first, bidirectional, training):
+    x = _check_x(op, x, 3)
+    D = 2 if bidirectional else 1
+    B, T = (x.shape[0], x.shape[1]) if batch_first else (x.shape[1], x.shape[0])
+    I = x.shape[2]
+    if T < 1 or B < 1 or I < 1:
+        raise ValueError(f"{op}: x must have at least one batch row, time step and feature, "
+                         f"got x.shape={_shape(x)}")
+    ws, H, L = _check_weights(op, weights, mode, I, D, x.dtype)
+    dt = x.dtype
+    sh = (L * D, B, H)
+    h0 = np.zeros(sh, dt) if h0 is None else _check_array(op, "h0", h0, sh, dt)
+    lstm = mode == "lstm"
+    if lstm:
+        c0 = np.zeros(sh, dt) if c0 is None else _check_array(op, "c0", c0, sh, dt)
+    lengths = _check_lengths(op, lengths, B, T)
+    hn = np.empty(sh, dt)
+    cn = np.empty(sh, dt) if lstm else None
+    rows = T * B
+    S = _SAVED[mode] * H
+    inputs, saved = [], []
+    inp = x
+    for layer in range(L):
+        out = np.empty(_shape(inp)[:2] + (D * H,), dt)
+        for d in range(D):
+            k = layer * D + d
+            sv = np.empty((rows, S), dt) if training else None
+            hp = np.empty((rows, H), dt) if training else None
+            cs = np.empty((rows, H), dt) if training and lstm else None
+            _core.rnn_layer_forward(_MODE[mode], inp, lengths, h0[k], c0[k] if lstm else None,
+                                    *ws[k], batch_first, d == 1, out, d * H, hn[k],
+                                    cn[k] if lstm else None, sv, hp, cs)
+            saved.append((sv, hp, cs))
+        inputs.append(inp)
+        inp = out
+    state = None
+    if training:
+        state = RNNState(mode=mode, op=op, weights=ws, inputs=inputs, saved=saved, h0=h0,
+                         c0=c0 if lstm else None, lengths=lengths, D=D, L=L, H=H,
+                         batch_first=batch_first, out_shape=_shape(inp), dtype=dt)
+    return inp, hn, cn, state
+
+
+def _backward(op, modes, state, grad_output, grad_h_n, grad_c_n):
+    if not isinstance(state, RNNState):
+        raise TypeError(f"{op}: state must be the RNNState returned by the forward call "
+                        f"(with training=True), got {type(state).__name__}")
+    if state.mode not in modes:
+        raise ValueError(f"{op}: state comes from {state.op}, not from a matching forward")
+    mode, D, L, H, dt = state.mode, state.D, state.L, state.H, state.dtype
+    B = state.out_shape[0] if state.batch_first else state.out_shape[1]
+    sh = (L * D, B, H)
+    gout = (np.zeros(state.out_shape, dt) if grad_output is None else
+            _check_array(op, "grad_output", grad_output, state.out_shape, dt))
+    dhn = None if grad_h_n is None else _check_array(op, "grad_h_n", grad_h_n, sh, dt)
+    lstm = mode == "lstm"
+    dcn = None if (grad_c_n is None or not lstm) else _check_array(op, "grad_c_n", grad_c_n, sh, dt)
+    dh0 = np.empty(sh, dt)
+    dc0 = np.empty(sh, dt) if lstm else None
+    G = _GATES[mode]
+    dweights = [None] * (L * D)
+    for layer in range(L - 1, -1, -1):
+        inp = state.inputs[layer]
+        dinp = np.empty_like(inp)
+        for d in range(D):
+            k = layer * D + d
+            w_ih, w_hh = state.weights[k][:2]
+            sv, hp, cs = state.saved[k]
+            g = (np.empty_like(w_ih), np.empty_like(w_hh), np.empty(G * H, dt), np.empty(G * H, dt))
+            _core.rnn_layer_backward(
+                _MODE[mode], inp, state.lengths, state.c0[k] if lstm else None, w_ih, w_hh, sv,
+                hp, cs, gout, d * H, None if dhn is None else dhn[k],
+                None if dcn is None else dcn[k], state.batch_first, d == 1, dinp, d > 0, dh0[k],
+                dc0[k] if lstm else None, *g)
+            dweights[k] = g
+        gout = dinp
+    return gout, dh0, dc0, dweights
+
+
+def rnn(x, weights, h0=None, *, nonlinearity="tanh", lengths=None, batch_first=True,
+        bidirectional=False, training=True):
+    """Multi-layer Elman RNN over a sequence: ``(output, h_n, state)``.
+
+    >>> import numpy as np
+    >>> from bigmodel import ops
+    >>> x = np.ones((2, 5, 3), np.float32)            # (batch, time, features)
+    >>> w = [(np.full((4, 3), .1, np.float32), np.zeros((4, 4), np.float32))]
+    >>> out, h_n, state = ops.rnn(x, w)
+    >>> out.shape, h_n.shape
+    ((2, 5, 4), (1, 2, 4))
+    """
+    if nonlinearity not in ("tanh", "relu"):
+        raise ValueError(f"rnn: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+    out, hn, _, st = _forward("rnn", "rnn_" + nonlinearity, x, weights, h0, None, lengths,
+                              batch_first, bidirectional, training)
+    return out, hn, st
+
+
+def lstm(x, weights, h0=None, c0=None, *, lengths=None, batch_first=True, bidirectional=False,
+         training=True):
+    """Multi-layer LSTM over a sequence: ``(output, h_n, c_n, state)``.
+
+    >>> import numpy as np
+    >>> from bigmodel import ops
+    >>> x = np.ones((2, 5, 3), np.float32)
+    >>> w = [(np.full((16, 3), .1, np.float32), np.zeros((16, 4), np.float32))]
+    >>> out, h_n, c_n, state = ops.lstm(x, w)
+    >>> dx, dh0, dc0, dw = ops.lstm_backward(state, np.ones_like(out))
+    >>> dx.shape, dw[0][0].shape
+    ((2, 5, 3), (16, 3))
+    """
+    return _forward("lstm", "lstm", x, weights, h0, c0, lengths, batch_first, bidirectional,
+                    training)
+
+
+def gru(x, weights, h0=None, *, lengths=None, batch_first=True, bidirectional=False,
+        training=True):
+    """Multi-layer GRU over a sequence: ``(output, h_n, state)``.
+
+    >>> import numpy as np
+    >>> from bigmodel import ops
+    >>> x = np.ones((2, 5, 3), np.float32)
+    >>> w = [(np.full((12, 3), .1, np.float32), np.zeros((12, 4), np.float32))]
+    >>> out, h_n, state = ops.gru(x, w)
+    >>> out.shape
+    (2, 5, 4)
+    """
+    out, hn, _, st = _forward("gru", "gru", x, weights, h0, None, lengths, batch_first,
+                              bidirectional, training)
+    return out, hn, st
+
+
+def rnn_backward(state, grad_output=None, grad_h_n=None):
+    """Backward through time of :func:`rnn`: ``(dx, dh0, dweights)``, dweights[k] =
+    (dw_ih, dw_hh, db_ih, db_hh) for every layer-direction (same order as ``weights``)."""
+    dx, dh0, _, dw = _backward("rnn_backward", ("rnn_tanh", "rnn_relu"), state, grad_output,
+                               grad_h_n, None)
+    return dx, dh0, dw
+
+
+def lstm_backward(state, grad_output=None, grad_h_n=None, grad_c_n=None):
+    """Backward through time of :func:`lstm`: ``(dx, dh0, dc0, dweights)``."""
+    return _backward("lstm_backward", ("lstm",), state, grad_output, grad_h_n, grad_c_n)
+
+
+def gru_backward(state, grad_output=None, grad_h_n=None):
+    """Backward through time of :func:`gru`: ``(dx, dh0, dweights)``."""
+    dx, dh0, _, dw = _backward("gru_backward", ("gru",), state, grad_output, grad_h_n, None)
+    return dx, dh0, dw
+
+
+# ---- cells -----------------------------------------------------------------------------------
+
+def _cell(op, mode, x, h, c, w_ih, w_hh, b_ih, b_hh):
+    x = _check_x(op, x, 2)
+    if not isinstance(w_hh, np.ndarray) or w_hh.ndim != 2:
+        raise ValueError(f"{op}: w_hh must be a 2-D array (G*H, H)")
+    H, B = int(w_hh.shape[1]), x.shape[0]
+    for name, s in (("h", h), ("c", c)):
+        if s is not None:
+            _check_array(op, name, s, (B, H), x.dtype)
+    h0 = None if h is None else h[None]
+    c0 = None if c is None else c[None]
+    out, hn, cn, _ = _forward(op, mode, x[:, None, :], [(w_ih, w_hh, b_ih, b_hh)], h0, c0, None,
+                              True, False, False)
+    return hn[0], (cn[0] if cn is not None else None)
+
+
+def rnn_cell(x, h, w_ih, w_hh, b_ih=None, b_hh=None, *, nonlinearity="tanh"):
+    """One Elman RNN step: h' = act(x W_ih^T + b_ih + h W_hh^T + b_hh). x (B, I), h (B, H) or
+    None (zeros) -> (B, H).
+
+    >>> import numpy as np
+    >>> from bigmodel import ops
+    >>> ops.rnn_cell(np.ones((1, 2)), None, np.ones((3, 2)), np.zeros((3, 3))).round(3)
+    array([[0.964, 0.964, 0.964]])
+    """
+    if nonlinearity not in ("tanh", "relu"):
+        raise ValueError(f"rnn_cell: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+    return _cell("rnn_cell", "rnn_" + nonlinearity, x, h, None, w_ih, w_hh, b_ih, b_hh)[0]
+
+
+def lstm_cell(x, h, c, w_ih, w_hh, b_ih=None, b_hh=None):
+    """One LSTM step: ``(h', c')``. x (B, I), h and c (B, H) or None (zeros)."""
+    return _cell("lstm_cell", "lstm", x, h, c, w_ih, w_hh, b_ih, b_hh)
+
+
+def gru_cell(x, h, w_ih, w_hh, b_ih=None, b_hh=None):
+    """One GRU step: h'. x (B, I), h (B, H) or None (zeros)."""
+    return _cell("gru_cell", "gru", x, h, None, w_ih, w_hh, b_ih, b_hh)[0]
