@@ -14,15 +14,19 @@ def _train_text(args):
     from bigmodel import functional as F
     from bigmodel import optim
     from bigmodel.data import DataLoader, TensorDataset, sentiment_splits
-    from bigmodel.models import TransformerClassifier
+    from bigmodel.models import LSTMClassifier, TransformerClassifier
     from bigmodel.train import Trainer
 
     bigmodel.manual_seed(args.seed)
     d = sentiment_splits(seed=args.seed, path=args.data)
     print(f"Rotten Tomatoes: {len(d['y_train'])} training, {len(d['y_test'])} test snippets, "
           f"vocabulary {len(d['vocab'])}", flush=True)
-    model = TransformerClassifier(len(d["vocab"]), max_len=d["x_train"].shape[1])
-    opt = optim.AdamW(model.parameters(), lr=args.lr if args.lr_set else 1e-3)
+    if args.model == "lstm":
+        model = LSTMClassifier(len(d["vocab"]))
+        opt = optim.Adam(model.parameters(), lr=args.lr if args.lr_set else 2e-3)
+    else:
+        model = TransformerClassifier(len(d["vocab"]), max_len=d["x_train"].shape[1])
+        opt = optim.AdamW(model.parameters(), lr=args.lr if args.lr_set else 1e-3)
     trainer = Trainer(model, opt, F.cross_entropy, ["accuracy"])
     loader = DataLoader(TensorDataset(d["x_train"], d["y_train"]), batch_size=args.batch_size,
                         shuffle=True, seed=args.seed)
@@ -82,8 +86,9 @@ def main(argv=None) -> int:
     sub = parser.add_subparsers(dest="cmd", required=True)
     sub.add_parser("info", help="print what bigmodel runs on (ISA, threads, CUDA)")
     tr = sub.add_parser("train", help="train one of the seeds' models on real data")
-    tr.add_argument("model", choices=["cnn", "transformer"],
-                    help="cnn: the MNIST CNN; transformer: the Rotten Tomatoes text classifier")
+    tr.add_argument("model", choices=["cnn", "lstm", "transformer"],
+                    help="cnn: the MNIST CNN; lstm / transformer: the Rotten Tomatoes sentiment "
+                         "classifiers")
     tr.add_argument("--epochs", type=int, default=3)
     tr.add_argument("--batch-size", type=int, default=64)
     tr.add_argument("--lr", type=float, default=None, help="default 0.01 (SGD) / 1e-3 (AdamW)")

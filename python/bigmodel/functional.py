@@ -17,7 +17,8 @@ from .tensor import Tensor, _xp
 
 __all__ = ["matmul", "linear", "conv2d", "max_pool2d", "avg_pool2d", "global_avg_pool2d", "relu",
            "gelu", "tanh", "sigmoid", "exp", "log", "softmax", "log_softmax", "cross_entropy",
-           "mse_loss", "dropout", "layer_norm", "batch_norm", "embedding", "attention", "flatten"]
+           "mse_loss", "dropout", "layer_norm", "batch_norm", "embedding", "attention", "flatten",
+           "rnn", "lstm", "gru"]
 
 
 def _t(x):
@@ -313,3 +314,79 @@ def attention(q, k, v, causal=False, mask=None, scale=None) -> Tensor:
         return ops.attention_backward(np.ascontiguousarray(g), Q, K, V, out, lse, causal=causal,
                                       mask=M, scale=scale)
     return Tensor._make(out, (q, k, v), bwd, "attention")
+
+
+# ---- recurrent networks -----------------------------------------------------------------------
+
+def _recurrent(mode, x, weights, h0, c0, lengths, batch_first, bidirectional, nonlinearity):
+    """One autograd node for a whole multi-layer (bi)directional sequence op. Its outputs (out,
+    h_n[, c_n]) are views of one flat array, so their gradients meet in a single backward call."""
+    x = _t(x)
+    flat_w = [w for tup in weights for w in tup if w is not None]
+    W = [tuple(None if w is None else w.data for w in tup) for tup in weights]
+    H0 = None if h0 is None else _t(h0).data
+    C0 = None if c0 is None else _t(c0).data
+    L = None if lengths is None else np.asarray(lengths.data if isinstance(lengths, Tensor) else lengths)
+    kw = dict(lengths=L, batch_first=batch_first, bidirectional=bidirectional,
+              training=any(t.requires_grad for t in [x] + flat_w))
+    if mode == "lstm":
+        out, hn, cn, state = ops.lstm(x.data, W, H0, C0, **kw)
+        parts = [out, hn, cn]
+    elif mode == "gru":
+        out, hn, state = ops.gru(x.data, W, H0, **kw)
+        parts = [out, hn]
+    else:
+        out, hn, state = ops.rnn(x.data, W, H0, nonlinearity=nonlinearity, **kw)
+        parts = [out, hn]
+    sizes = [p.size for p in parts]
+    offsets = np.cumsum([0] + sizes)
+    flat = np.concatenate([p.reshape(-1) for p in parts])
+    parents = [x] + flat_w + [t for t in (h0, c0) if isinstance(t, Tensor)]
+
+    def bwd(g):
+        gs = [g[offsets[i]:offsets[i + 1]].reshape(parts[i].shape) for i in range(len(parts))]
+        if mode == "lstm":
+            dx, dh0, dc0, dw = ops.lstm_backward(state, gs[0], gs[1], gs[2])
+        elif mode == "gru":
+            dx, dh0, dw = ops.gru_backward(state, gs[0], gs[1])
+            dc0 = None
+        else:
+            dx, dh0, dw = ops.rnn_backward(state, gs[0], gs[1])
+            dc0 = None
+        res = [dx]
+        for tup, dtup in zip(weights, dw):
+            res += [d for w, d in zip(tup, dtup) if w is not None]
+        if isinstance(h0, Tensor):
+            res.append(dh0)
+        if isinstance(c0, Tensor):
+            res.append(dc0)
+        return tuple(res)
+    anchor = Tensor._make(flat, tuple(parents), bwd, mode)
+    outs = []
+    for i, p in enumerate(parts):
+        lo, hi, shp = offsets[i], offsets[i + 1], p.shape
+
+        def view_bwd(g, lo=lo, hi=hi):
+            full = np.zeros_like(flat)
+            full[lo:hi] = g.reshape(-1)
+            return (full,)
+        outs.append(Tensor._make(flat[lo:hi].reshape(shp), (anchor,), view_bwd, mode + "_out"))
+    return outs
+
+
+def lstm(x, weights, h0=None, c0=None, lengths=None, batch_first=True, bidirectional=False):
+    """Multi-layer LSTM (torch layout: weights = [(w_ih, w_hh, b_ih, b_hh), ...] per layer and
+    direction) -> (output, h_n, c_n) Tensors."""
+    return tuple(_recurrent("lstm", x, weights, h0, c0, lengths, batch_first, bidirectional, None))
+
+
+def gru(x, weights, h0=None, lengths=None, batch_first=True, bidirectional=False):
+    """Multi-layer GRU -> (output, h_n)."""
+    return tuple(_recurrent("gru", x, weights, h0, None, lengths, batch_first, bidirectional, None))
+
+
+def rnn(x, weights, h0=None, lengths=None, batch_first=True, bidirectional=False,
+        nonlinearity="tanh"):
+    """Multi-layer Elman RNN -> (output, h_n)."""
+    return tuple(_recurrent("rnn", x, weights, h0, None, lengths, batch_first, bidirectional,
+                            nonlinearity))
