@@ -287,3 +287,22 @@ def test_numpy_mixed_with_cupy_is_rejected():
         shape = (2, 2)
     with pytest.raises(ValueError, match="different devices: a on CPU.*b on GPU"):
         ops.matmul(np.ones((2, 2), np.float32), FakeCupyArray())
+
+
+@pytest.mark.parametrize("trans", [(False, False), (True, False), (False, True)])
+@pytest.mark.parametrize("shape", [(1, 1, 1), (37, 29, 65), (70, 300, 1001), (3, 5, 4)])
+def test_bfloat16_input_arrays(rng, shape, trans):
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    if not _core.bf16_available():
+        pytest.skip("CPU has no AVX512_BF16")
+    M, N, K = shape
+    a = rng.standard_normal((M, K)).astype(ml_dtypes.bfloat16)
+    b = rng.standard_normal((K, N)).astype(ml_dtypes.bfloat16)
+    ta, tb = trans
+    got = ops.gemm(a.T.copy() if ta else a, b.T.copy() if tb else b, trans_a=ta, trans_b=tb)
+    assert got.dtype == np.float32
+    assert rel_err(got, reference.matmul(a.astype(np.float64), b.astype(np.float64))) <= 1e-5
+    batched = ops.matmul(np.stack([a, a]), b)
+    assert batched.shape == (2, M, N) and rel_err(batched[1], got if not (ta or tb) else
+                                                   reference.matmul(a.astype(np.float64),
+                                                                    b.astype(np.float64))) <= 1e-5

@@ -1,5 +1,6 @@
 // pybind11 glue for GEMM: argument checks, GIL release, no math.
 #include "bindings/common.h"
+#include "common/cpu_features.h"
 #include "cpu/gemm.h"
 
 namespace py = pybind11;
@@ -29,8 +30,10 @@ void gemm3d(const py::array& a, const py::array& b, py::array& c, double alpha, 
   check_ndim(c, 3, "out");
   check_writeable(c, "out");
   const bool f32 = is_dtype<float>(a), f64 = is_dtype<double>(a);
-  if (!(f32 || f64) || !a.dtype().is(b.dtype()) || !a.dtype().is(c.dtype()))
-    throw py::type_error("gemm: a, b and out must all be float32 or all float64");
+  const bool bf16in = is_dtype<uint16_t>(a) && is_dtype<uint16_t>(b) && is_dtype<float>(c);
+  if (!bf16in && (!(f32 || f64) || !a.dtype().is(b.dtype()) || !a.dtype().is(c.dtype())))
+    throw py::type_error("gemm: a, b and out must all be float32 or all float64 (or a, b "
+                         "bfloat16 bits as uint16 with a float32 out)");
   BM_CHECK(a.shape(2) == b.shape(1), "gemm: inner dimensions differ: a ", shape_str(a), ", b ",
            shape_str(b));
   BM_CHECK(c.shape(1) == a.shape(1) && c.shape(2) == b.shape(2), "gemm: out has shape ",
@@ -42,6 +45,19 @@ void gemm3d(const py::array& a, const py::array& b, py::array& c, double alpha, 
   int prec = 0;
   if (precision == "bf16") prec = 1;
   else BM_CHECK(precision == "native", "gemm: precision must be 'native' or 'bf16', got '", precision, "'");
+  if (bf16in) {
+    BM_RUNTIME_CHECK(bm::bf16_available(), "gemm: bfloat16 inputs need a CPU with AVX512_BF16");
+    auto sa = elem_strides(a, "a"), sb = elem_strides(b, "b"), sc = elem_strides(c, "out");
+    const int64_t batch = c.shape(0), M = c.shape(1), N = c.shape(2), K = a.shape(2);
+    const int64_t bsa = a.shape(0) == 1 ? 0 : sa[0], bsb = b.shape(0) == 1 ? 0 : sb[0];
+    const uint16_t* pa = static_cast<const uint16_t*>(a.data());
+    const uint16_t* pb = static_cast<const uint16_t*>(b.data());
+    float* pc = static_cast<float*>(c.mutable_data());
+    py::gil_scoped_release nogil;
+    bm::gemm_batched_bf16in(batch, M, N, K, float(alpha), pa, bsa, sa[1], sa[2], pb, bsb, sb[1],
+                            sb[2], float(beta), pc, sc[0], sc[1], sc[2]);
+    return;
+  }
   if (f32) run<float>(a, b, c, alpha, beta, prec);
   else run<double>(a, b, c, alpha, beta, prec);
 }

@@ -117,26 +117,14 @@ void gemm_bf16in(int64_t M, int64_t N, int64_t K, float alpha, const uint16_t* A
 
 namespace bm {
 
-template <typename T>
-void gemm_batched(int64_t batch, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
-                  int64_t bs_a, int64_t rs_a, int64_t cs_a, const T* B, int64_t bs_b,
-                  int64_t rs_b, int64_t cs_b, T beta, T* C, int64_t bs_c, int64_t rs_c,
-                  int64_t cs_c, int precision) {
-  if (precision == 1 && !std::is_same<T, float>::value)
-    throw std::invalid_argument("gemm: precision='bf16' needs float32 operands");
-  auto one = [&](int64_t b) {
-    if constexpr (std::is_same<T, float>::value) {
-      if (precision == 1)
-        return gemm_bf16(M, N, K, alpha, A + b * bs_a, rs_a, cs_a, B + b * bs_b, rs_b, cs_b, beta,
-                         C + b * bs_c, rs_c, cs_c);
-    }
-    gemm<T>(M, N, K, alpha, A + b * bs_a, rs_a, cs_a, B + b * bs_b, rs_b, cs_b, beta,
-            C + b * bs_c, rs_c, cs_c);
-  };
-  const double flops = 2.0 * double(M) * double(N) * double(K);
+namespace {
+
+// Runs one(b) for every batch entry: many small products one per thread (each gemm then runs
+// single-threaded), large ones one after another with all threads each.
+template <typename F>
+void for_each_batch(int64_t batch, double flops, F&& one) {
   const int nt = num_threads();
   if (batch > 1 && nt > 1 && flops < 2e7 && !omp_in_parallel()) {
-    // Many small products: one matrix per thread (each gemm then runs single-threaded).
     std::exception_ptr err = nullptr;
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
     for (int64_t b = 0; b < batch; ++b) {
@@ -151,6 +139,36 @@ void gemm_batched(int64_t batch, int64_t M, int64_t N, int64_t K, T alpha, const
   } else {
     for (int64_t b = 0; b < batch; ++b) one(b);
   }
+}
+
+}  // namespace
+
+template <typename T>
+void gemm_batched(int64_t batch, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
+                  int64_t bs_a, int64_t rs_a, int64_t cs_a, const T* B, int64_t bs_b,
+                  int64_t rs_b, int64_t cs_b, T beta, T* C, int64_t bs_c, int64_t rs_c,
+                  int64_t cs_c, int precision) {
+  if (precision == 1 && !std::is_same<T, float>::value)
+    throw std::invalid_argument("gemm: precision='bf16' needs float32 operands");
+  for_each_batch(batch, 2.0 * double(M) * double(N) * double(K), [&](int64_t b) {
+    if constexpr (std::is_same<T, float>::value) {
+      if (precision == 1)
+        return gemm_bf16(M, N, K, alpha, A + b * bs_a, rs_a, cs_a, B + b * bs_b, rs_b, cs_b, beta,
+                         C + b * bs_c, rs_c, cs_c);
+    }
+    gemm<T>(M, N, K, alpha, A + b * bs_a, rs_a, cs_a, B + b * bs_b, rs_b, cs_b, beta,
+            C + b * bs_c, rs_c, cs_c);
+  });
+}
+
+void gemm_batched_bf16in(int64_t batch, int64_t M, int64_t N, int64_t K, float alpha,
+                         const uint16_t* A, int64_t bs_a, int64_t rs_a, int64_t cs_a,
+                         const uint16_t* B, int64_t bs_b, int64_t rs_b, int64_t cs_b, float beta,
+                         float* C, int64_t bs_c, int64_t rs_c, int64_t cs_c) {
+  for_each_batch(batch, 2.0 * double(M) * double(N) * double(K), [&](int64_t b) {
+    gemm_bf16in(M, N, K, alpha, A + b * bs_a, rs_a, cs_a, B + b * bs_b, rs_b, cs_b, beta,
+                C + b * bs_c, rs_c, cs_c);
+  });
 }
 
 template void gemm_batched<float>(int64_t, int64_t, int64_t, int64_t, float, const float*, int64_t,

@@ -72,4 +72,9 @@ void gemm_batched(int64_t batch, int64_t M, int64_t N, int64_t K, T alpha, const
                   int64_t bs_a, int64_t rs_a, int64_t cs_a, const T* B, int64_t bs_b,
                   int64_t rs_b, int64_t cs_b, T beta, T* C, int64_t bs_c, int64_t rs_c,
                   int64_t cs_c, int precision = 0);
+// The same with bfloat16 inputs (uint16 bit patterns) and float32 C.
+void gemm_batched_bf16in(int64_t batch, int64_t M, int64_t N, int64_t K, float alpha,
+                         const uint16_t* A, int64_t bs_a, int64_t rs_a, int64_t cs_a,
+                         const uint16_t* B, int64_t bs_b, int64_t rs_b, int64_t cs_b, float beta,
+                         float* C, int64_t bs_c, int64_t rs_c, int64_t cs_c);
 }  // namespace bm
