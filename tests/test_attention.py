@@ -263,3 +263,14 @@ def test_attention_bad_inputs(rng):
         ops.attention_backward(out[:, :, :3], q, k, v, out, lse)
     with pytest.raises(TypeError, match="do has dtype float64"):
         ops.attention_backward(out.astype(np.float64), q, k, v, out, lse)
+
+
+def test_attention_empty_lengths(rng):
+    q, k, v = make(rng, 1, 2, 0, 5, 16)
+    out = ops.attention(q, k, v)
+    assert out.shape == (1, 2, 0, 16)
+    q, k, v = make(rng, 1, 2, 4, 0, 16)
+    out, lse = ops.attention(q, k, v, return_lse=True)
+    assert not out.any() and np.all(lse == -np.inf)
+    dq, dk, dv = ops.attention_backward(np.ones_like(out), q, k, v, out, lse)
+    assert not dq.any() and dk.shape == (1, 2, 0, 16)
