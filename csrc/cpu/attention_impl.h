@@ -296,13 +296,24 @@ inline void forward_task(const AttnArgs<float>& a1, float scale, int64_t b, int6
     std::memset(w.O, 0, sizeof(float) * BQ * Dv);
     for (int64_t j0 = 0; j0 < kend; j0 += BK) {
       const int64_t nk = std::min(BK, kend - j0);
-      for (int64_t c = 0; c * MQK < mq; ++c)
-        for (int64_t p = 0; p * 32 < nk; ++p)
+      // Causal: a row chunk ending at query i needs keys < i + 1 only; the panels past that
+      // are never computed (mask_row writes -inf there without reading) and P is 0 there, so
+      // the PV product stops early too.
+      auto visible = [&](int64_t rows_end) {
+        return a1.causal ? std::clamp<int64_t>(i0 + rows_end - j0, 0, nk) : nk;
+      };
+      for (int64_t c = 0; c * MQK < mq; ++c) {
+        const int64_t nkc = visible(std::min(mq, (c + 1) * MQK));
+        for (int64_t p = 0; p * 32 < nkc; ++p)
           ukr_qk(w.Qp + c * D * MQK, w.Kp + (j0 / 32 + p) * D * 32, D, w.S + c * MQK * BK + p * 32);
+      }
       online_softmax(a1, b, h, i0, mq, j0, nk, w.S, BK, w.m, w.l, w.alpha);
-      for (int64_t c = 0; c * MPV < mq; ++c)
-        pv_rows<false>(w.S + c * MPV * BK, vp + j0 * a1.vs[2], a1.vs[2], nk, w.O + c * MPV * Dv,
-                       Dv, Dv, w.alpha + c * MPV, 1.f, static_cast<int>(std::min(MPV, mq - c * MPV)));
+      for (int64_t c = 0; c * MPV < mq; ++c) {
+        const int64_t rows = std::min(MPV, mq - c * MPV);
+        pv_rows<false>(w.S + c * MPV * BK, vp + j0 * a1.vs[2], a1.vs[2],
+                       visible(c * MPV + rows), w.O + c * MPV * Dv, Dv, Dv, w.alpha + c * MPV,
+                       1.f, static_cast<int>(rows));
+      }
     }
     finalize_rows(mq, Dv, w.O, w.m, w.l, a1.out + ((b * a1.H + h) * Sq + i0) * Dv,
                   a1.lse + (b * a1.H + h) * Sq + i0);
