@@ -23,6 +23,7 @@
 #include <cstring>
 #include <limits>
 #include <type_traits>
+#include <vector>
 
 #include "common/cpu_features.h"
 #include "common/scratch.h"
@@ -362,8 +363,10 @@ struct BwdScratch {
   float *Qp, *dOp, *Kp, *Vp, *P, *dP, *Dd;
 };
 
+// Key blocks [kb0, kb1) of head (b, h); dQ accumulates into dqp (the output, or a partial
+// buffer when a head's key blocks are split between threads).
 inline void backward_head(const AttnArgs<float>& a1, float scale, int64_t b, int64_t h,
-                          const BwdScratch& w) {
+                          int64_t kb0, int64_t kb1, float* dqp, const BwdScratch& w) {
   const int64_t D = a1.D, Dv = a1.Dv, Sq = a1.Sq, Sk = a1.Sk, bh = b * a1.H + h;
   const float ninf = -std::numeric_limits<float>::infinity();
   const float* qp = a1.q + b * a1.qs[0] + h * a1.qs[1];
@@ -372,7 +375,6 @@ inline void backward_head(const AttnArgs<float>& a1, float scale, int64_t b, int
   const float* op = a1.out + bh * Sq * Dv;
   const float* dop = a1.dout + bh * Sq * Dv;
   const float* lsep = a1.lse + bh * Sq;
-  float* dqp = a1.dq + bh * Sq * D;
   float* dkp = a1.dk + bh * Sk * D;
   float* dvp = a1.dv + bh * Sk * Dv;
   for (int64_t i = 0; i < Sq; ++i) {
@@ -386,7 +388,7 @@ inline void backward_head(const AttnArgs<float>& a1, float scale, int64_t b, int
   pack_q(dop, Dv, Sq, Dv, 1.f, w.dOp);
   pack_kt(kp, a1.ks[2], Sk, D, w.Kp);
   pack_kt(vp, a1.vs[2], Sk, Dv, w.Vp);
-  for (int64_t j0 = 0; j0 < Sk; j0 += BKB) {
+  for (int64_t j0 = kb0 * BKB; j0 < std::min(Sk, kb1 * BKB); j0 += BKB) {
     const int64_t nk = std::min(BKB, Sk - j0);
     const int64_t istart = a1.causal ? j0 / BQB * BQB : 0;
     for (int64_t i0 = istart; i0 < Sq; i0 += BQB) {
@@ -432,8 +434,16 @@ inline void backward_head(const AttnArgs<float>& a1, float scale, int64_t b, int
 }
 
 inline void backward(const AttnArgs<float>& a) {
-  const int64_t ntask = a.B * a.H;
-  const int nt = static_cast<int>(std::min<int64_t>(num_threads(), ntask));
+  const int64_t nbh = a.B * a.H, nkb = (a.Sk + BKB - 1) / BKB;
+  const int nt0 = num_threads();
+  // One task per head when there are enough heads; otherwise each head's key blocks are split
+  // into G groups and every group accumulates its dQ in a partial buffer (G * heads * Sq * D
+  // floats, G * heads ~ 2 threads), summed afterwards.
+  const int64_t G = nbh >= 2 * nt0 ? 1 : std::min<int64_t>(nkb, (2 * nt0 + nbh - 1) / nbh);
+  const int64_t ntask = nbh * G;
+  const int nt = static_cast<int>(std::min<int64_t>(nt0, ntask));
+  const int64_t head_q = a.Sq * a.D;
+  std::vector<float> part(G > 1 ? size_t(ntask) * head_q : 0, 0.f);
   AttnArgs<float> a1 = a;
   a1.scale = 1.f;
   const int64_t qpad = (a.Sq + MQK - 1) / MQK * MQK, kpad = (a.Sk + 31) / 32 * 32;
@@ -448,7 +458,21 @@ inline void backward(const AttnArgs<float>& a) {
     w.P = thread_scratch<float>(2 * size_t(BQB) * BK, 5);
     w.dP = w.P + BQB * BK;
 #pragma omp for schedule(dynamic, 1)
-    for (int64_t t = 0; t < ntask; ++t) backward_head(a1, a.scale, t / a.H, t % a.H, w);
+    for (int64_t t = 0; t < ntask; ++t) {
+      const int64_t bh = t / G, g = t % G;
+      float* dq = G > 1 ? part.data() + t * head_q : a.dq + bh * head_q;
+      backward_head(a1, a.scale, bh / a.H, bh % a.H, nkb * g / G, nkb * (g + 1) / G, dq, w);
+    }
+    if (G > 1) {
+#pragma omp for schedule(static)
+      for (int64_t bh = 0; bh < nbh; ++bh)
+        for (int64_t g = 0; g < G; ++g) {
+          const float* src = part.data() + (bh * G + g) * head_q;
+          float* dst = a.dq + bh * head_q;
+#pragma omp simd
+          for (int64_t x = 0; x < head_q; ++x) dst[x] += src[x];
+        }
+    }
   }
 }
 
