@@ -363,10 +363,11 @@ struct BwdScratch {
   float *Qp, *dOp, *Kp, *Vp, *P, *dP, *Dd;
 };
 
-// Key blocks [kb0, kb1) of head (b, h); dQ accumulates into dqp (the output, or a partial
-// buffer when a head's key blocks are split between threads).
+// Key blocks kb0, kb0 + kstep, ... of head (b, h); dQ accumulates into dqp (the output, or a
+// partial buffer when a head's key blocks are split between threads: strided, so that causal
+// work, heavier for early keys, spreads evenly).
 inline void backward_head(const AttnArgs<float>& a1, float scale, int64_t b, int64_t h,
-                          int64_t kb0, int64_t kb1, float* dqp, const BwdScratch& w) {
+                          int64_t kb0, int64_t kstep, float* dqp, const BwdScratch& w) {
   const int64_t D = a1.D, Dv = a1.Dv, Sq = a1.Sq, Sk = a1.Sk, bh = b * a1.H + h;
   const float ninf = -std::numeric_limits<float>::infinity();
   const float* qp = a1.q + b * a1.qs[0] + h * a1.qs[1];
@@ -388,7 +389,7 @@ inline void backward_head(const AttnArgs<float>& a1, float scale, int64_t b, int
   pack_q(dop, Dv, Sq, Dv, 1.f, w.dOp);
   pack_kt(kp, a1.ks[2], Sk, D, w.Kp);
   pack_kt(vp, a1.vs[2], Sk, Dv, w.Vp);
-  for (int64_t j0 = kb0 * BKB; j0 < std::min(Sk, kb1 * BKB); j0 += BKB) {
+  for (int64_t j0 = kb0 * BKB; j0 < Sk; j0 += kstep * BKB) {
     const int64_t nk = std::min(BKB, Sk - j0);
     const int64_t istart = a1.causal ? j0 / BQB * BQB : 0;
     for (int64_t i0 = istart; i0 < Sq; i0 += BQB) {
@@ -461,7 +462,7 @@ inline void backward(const AttnArgs<float>& a) {
     for (int64_t t = 0; t < ntask; ++t) {
       const int64_t bh = t / G, g = t % G;
       float* dq = G > 1 ? part.data() + t * head_q : a.dq + bh * head_q;
-      backward_head(a1, a.scale, bh / a.H, bh % a.H, nkb * g / G, nkb * (g + 1) / G, dq, w);
+      backward_head(a1, a.scale, bh / a.H, bh % a.H, g, G, dq, w);
     }
     if (G > 1) {
 #pragma omp for schedule(static)
