@@ -2,19 +2,22 @@
 // units (attention.cpp = portable, attention_avx2.cpp, attention_avx512.cpp), each of which
 // defines BM_ISA_NS and includes this file once. Layouts and mask semantics: cpu/attention.h.
 //
-// Forward (Dao 2023, "FlashAttention-2", alg. 1), one task per (b, h, query block of BQ rows):
-//   for each key block of BK keys (stopping at the diagonal when causal):
-//     S = Q_i K_j^T                  (bm::gemm, BQ x BK tile in a per-thread buffer)
+// Forward (Dao 2023, "FlashAttention-2", alg. 1), per (b, h, query block):
+//   for each key block (stopping at the diagonal when causal):
+//     S = Q_i K_j^T                  (tile in a per-thread buffer)
 //     per row: scale, mask, new running max m, P = exp(S - m), l = l*e^(m_old-m) + sum P,
 //              O row *= e^(m_old-m)  (online softmax: the Sq x Sk matrix never exists)
-//     O += P V_j                     (bm::gemm, beta = 1)
+//     O += P V_j
 //   out = O / l, lse = m + log l (saved for backward).
-// Backward (alg. 2), one task per (b, h) so that dq, dk, dv accumulate without races:
+// Backward (alg. 2), per (b, h) so that dq, dk, dv accumulate without races:
 //   Dd_i = rowsum(dO_i * O_i); for each key block j, for each query block i at or below the
 //   diagonal: P = exp(scale S - lse) recomputed, dV_j += P^T dO_i, dP = dO_i V_j^T,
 //   dS = P * (dP - Dd), dQ_i += scale dS K_j, dK_j += scale dS^T Q_i.
-// Block sizes: the forward keeps Q_i (BQ x D), the S tile (BQ x BK) and the packed K_j / V_j
-// blocks (BK x D each) in the 1 MiB L2; key blocks past the causal diagonal are skipped.
+//
+// Variants. float32 on AVX-512 (namespace fast, the tuned one): own 12x32 / 6x64 register-
+// blocked tile products on per-head packed K^T (and Q, dO, V^T in backward), see the banner
+// below. Everything else (AVX2, portable, float64): the same loops with both tile products
+// through bm::gemm on (96 x 256) forward / (64 x 128) backward tiles.
 #pragma once
 #include <omp.h>
 
