@@ -228,8 +228,10 @@ def test_attention_memory_is_linear_in_sequence():
                          timeout=600)
     assert res.returncode == 0, res.stderr
     grown_mib = float(res.stdout.strip().splitlines()[-1])
-    # outputs + grads: 6 x 4 MiB; O(S^2) would be >= 1024 MiB.
-    assert grown_mib < 64, f"peak RSS grew by {grown_mib:.0f} MiB"
+    # Everything extra is O(S D): one (S, D) float32 array is 4 MiB; outputs and gradients,
+    # per-thread packed Q / dO / K^T / V^T and the partial dQ buffers come to ~70 MiB on 2
+    # threads. One S x S float32 score matrix alone would be 1024 MiB.
+    assert grown_mib < 256, f"peak RSS grew by {grown_mib:.0f} MiB"
 
 
 # ---- bad inputs ----
