@@ -103,6 +103,20 @@ def test_attention_masks(isa, rng, kind, causal):
     check_all(q, k, v, TOL[np.float32], causal=causal, mask=_masks(rng, B, H, Sq, Sk)[kind])
 
 
+@pytest.mark.parametrize("causal", [False, True])
+def test_hidden_tiles_are_skipped_correctly(isa, rng, causal):
+    # Key padding that hides whole key tiles, and a per-query mask hiding a tile for some rows.
+    B, H, Sq, Sk = 2, 2, 150, 700
+    q, k, v = make(rng, B, H, Sq, Sk, 32)
+    pad = np.ones((B, 1, 1, Sk), bool)
+    pad[0, ..., 200:] = False
+    pad[1, ..., 100:600] = False
+    check_all(q, k, v, TOL[np.float32], causal=causal, mask=pad)
+    m = rng.random((1, H, Sq, Sk)) > 0.5
+    m[..., :100, 256:] = False
+    check_all(q, k, v, TOL[np.float32], causal=causal, mask=m)
+
+
 def test_fully_masked_rows_give_zeros(isa, rng):
     q, k, v = make(rng, 1, 2, 9, 12, 16)
     mask = rng.random((1, 2, 9, 12)) > 0.5

@@ -131,6 +131,24 @@ inline void finalize_rows(int64_t mq, int64_t Dv, const T* O, const T* m, const 
 }
 
 // Generic forward of one query block: both tile products through bm::gemm.
+// True when a boolean mask hides every key of the tile (queries i0 .. i0+mq, keys j0 .. j0+nk),
+// e.g. a padded stretch of keys: the tile contributes nothing and is skipped. A mask broadcast
+// over queries (key padding, ms[2] == 0) costs one row scan; otherwise the scan stops at the
+// first visible key, so it never reads more than mask_row would.
+template <typename T>
+inline bool tile_hidden(const AttnArgs<T>& a, int64_t b, int64_t h, int64_t i0, int64_t mq,
+                        int64_t j0, int64_t nk) {
+  if (a.mask_kind != MaskKind::boolean) return false;
+  const uint8_t* m = static_cast<const uint8_t*>(a.mask) + b * a.ms[0] + h * a.ms[1] + j0 * a.ms[3];
+  const int64_t rows = a.ms[2] == 0 ? 1 : mq, mj = a.ms[3];
+  for (int64_t r = 0; r < rows; ++r) {
+    const uint8_t* row = m + (i0 + r) * a.ms[2];
+    for (int64_t j = 0; j < nk; ++j)
+      if (row[j * mj]) return false;
+  }
+  return true;
+}
+
 template <typename T>
 void forward_block(const AttnArgs<T>& a, int64_t b, int64_t h, int64_t qb, T* S, T* O, T* m,
                    T* l, T* alpha) {
@@ -147,6 +165,7 @@ void forward_block(const AttnArgs<T>& a, int64_t b, int64_t h, int64_t qb, T* S,
   std::memset(O, 0, sizeof(T) * mq * Dv);
   for (int64_t j0 = 0; j0 < kend; j0 += BK) {
     const int64_t nk = std::min(BK, kend - j0);
+    if (tile_hidden(a, b, h, i0, mq, j0, nk)) continue;
     gemm<T>(mq, nk, D, T(1), qp, a.qs[2], 1, kp + j0 * a.ks[2], 1, a.ks[2], T(0), S, BK, 1);
     online_softmax(a, b, h, i0, mq, j0, nk, S, BK, m, l, alpha);
     for (int64_t r = 0; r < mq; ++r) {
@@ -300,6 +319,7 @@ inline void forward_task(const AttnArgs<float>& a1, float scale, int64_t b, int6
     std::memset(w.O, 0, sizeof(float) * BQ * Dv);
     for (int64_t j0 = 0; j0 < kend; j0 += BK) {
       const int64_t nk = std::min(BK, kend - j0);
+      if (tile_hidden(a1, b, h, i0, mq, j0, nk)) continue;
       // Causal: a row chunk ending at query i needs keys < i + 1 only; the panels past that
       // are never computed (mask_row writes -inf there without reading) and P is 0 there, so
       // the PV product stops early too.
@@ -397,6 +417,7 @@ inline void backward_head(const AttnArgs<float>& a1, float scale, int64_t b, int
     const int64_t istart = a1.causal ? j0 / BQB * BQB : 0;
     for (int64_t i0 = istart; i0 < Sq; i0 += BQB) {
       const int64_t mq = std::min(BQB, Sq - i0);
+      if (tile_hidden(a1, b, h, i0, mq, j0, nk)) continue;
       for (int64_t c = 0; c * MQK < mq; ++c)
         for (int64_t p = 0; p * 32 < nk; ++p) {
           ukr_qk(w.Qp + (i0 / MQK + c) * D * MQK, w.Kp + (j0 / 32 + p) * D * 32, D,
@@ -534,6 +555,7 @@ void backward_head(const AttnArgs<T>& a, int64_t b, int64_t h, T* P, T* dP, T* D
     const int64_t istart = a.causal ? j0 : 0;  // rows above the diagonal see none of these keys
     for (int64_t i0 = istart; i0 < Sq; i0 += BQ) {
       const int64_t mq = std::min(BQ, Sq - i0);
+      if (tile_hidden(a, b, h, i0, mq, j0, nk)) continue;
       gemm<T>(mq, nk, D, T(1), qp + i0 * a.qs[2], a.qs[2], 1, kp + j0 * a.ks[2], 1, a.ks[2],
               T(0), P, BK, 1);
       for (int64_t r = 0; r < mq; ++r) {
