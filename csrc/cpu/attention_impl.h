@@ -180,26 +180,32 @@ void forward_block(const AttnArgs<T>& a, int64_t b, int64_t h, int64_t qb, T* S,
                 a.lse + (b * a.H + h) * a.Sq + i0);
 }
 
-#if defined(__AVX512F__)
-// ---- AVX-512 float32 forward: own register-blocked tile products, no per-tile packing ----
-// K^T of a head is packed once per task into 32-key panels (Kp[p][d][32]); each query block is
-// packed (pre-scaled) into 12-row panels (Qp[c][d][12]). S = Q K^T runs a 12 x 32 micro-kernel
-// (24 accumulators, 2 loads + 12 broadcasts per 24 FMAs); O = alpha O + P V runs a 6 x 64
-// micro-kernel that broadcasts P straight from the score tile and loads V rows in place (V is
-// row-major with unit stride, so it needs no packing at all), folding the online-softmax
-// rescale into its store.
+#if defined(__AVX512F__) || defined(__AVX2__)
+// ---- float32 on AVX-512 / AVX2: own register-blocked tile products, no per-tile packing ----
+// K^T of a head is packed once per task into PW-key panels (Kp[p][d][PW]); each query block is
+// packed (pre-scaled) into MQK-row panels (Qp[c][d][MQK]). S = Q K^T runs an MQK x PW micro-
+// kernel (AVX-512: 12 x 32, 24 accumulators, 2 loads + 12 broadcasts per 24 FMAs; AVX2: 6 x 16
+// in 12 ymm); O = alpha O + P V runs a 6-row micro-kernel (64 columns on AVX-512, 16 on AVX2)
+// that broadcasts P straight from the score tile and loads V rows in place (V is row-major with
+// unit stride, so it needs no packing at all), folding the online-softmax rescale into its
+// store.
 namespace fast {
 
-constexpr int64_t BQ = 96, BK = 256, MQK = 12, MPV = 6;
+#if defined(__AVX512F__)
+constexpr int64_t PW = 32, MQK = 12;
+#else
+constexpr int64_t PW = 16, MQK = 6;
+#endif
+constexpr int64_t BQ = 96, BK = 256, MPV = 6;  // BQ: a multiple of MQK and MPV; BK of PW
 
 inline void pack_kt(const float* k, int64_t ldk, int64_t nkeys, int64_t D, float* Kp) {
-  for (int64_t p = 0; p * 32 < nkeys; ++p) {
-    float* dst = Kp + p * D * 32;
-    const int64_t n = std::min<int64_t>(32, nkeys - p * 32);
-    if (n < 32) std::memset(dst, 0, sizeof(float) * D * 32);
+  for (int64_t p = 0; p * PW < nkeys; ++p) {
+    float* dst = Kp + p * D * PW;
+    const int64_t n = std::min<int64_t>(PW, nkeys - p * PW);
+    if (n < PW) std::memset(dst, 0, sizeof(float) * D * PW);
     for (int64_t jj = 0; jj < n; ++jj) {
-      const float* src = k + (p * 32 + jj) * ldk;
-      for (int64_t d = 0; d < D; ++d) dst[d * 32 + jj] = src[d];
+      const float* src = k + (p * PW + jj) * ldk;
+      for (int64_t d = 0; d < D; ++d) dst[d * PW + jj] = src[d];
     }
   }
 }
@@ -216,6 +222,7 @@ inline void pack_q(const float* q, int64_t ldq, int64_t mq, int64_t D, float sca
   }
 }
 
+#if defined(__AVX512F__)
 // S[r][0..32) = sum_d Qp[d][r] Kp[d][0..32) for r < 12; S rows BK apart.
 inline void ukr_qk(const float* Qp, const float* Kp, int64_t D, float* S) {
   __m512 acc[MQK][2];
@@ -294,6 +301,80 @@ inline void pv_rows(const float* A, const float* B, int64_t ldb, int64_t K, floa
     }
   }
 }
+#else  // AVX2: 8-wide, 16 registers
+
+// S[r][0..16) = sum_d Qp[d][r] Kp[d][0..16) for r < 6; S rows BK apart.
+inline void ukr_qk(const float* Qp, const float* Kp, int64_t D, float* S) {
+  __m256 acc[MQK][2];
+#pragma GCC unroll 6
+  for (int r = 0; r < MQK; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+  for (int64_t d = 0; d < D; ++d) {
+    const __m256 b0 = _mm256_loadu_ps(Kp + d * PW), b1 = _mm256_loadu_ps(Kp + d * PW + 8);
+#pragma GCC unroll 6
+    for (int r = 0; r < MQK; ++r) {
+      const __m256 x = _mm256_broadcast_ss(Qp + d * MQK + r);
+      acc[r][0] = _mm256_fmadd_ps(x, b0, acc[r][0]);
+      acc[r][1] = _mm256_fmadd_ps(x, b1, acc[r][1]);
+    }
+  }
+#pragma GCC unroll 6
+  for (int r = 0; r < MQK; ++r) {
+    _mm256_storeu_ps(S + r * BK, acc[r][0]);
+    _mm256_storeu_ps(S + r * BK + 8, acc[r][1]);
+  }
+}
+
+// C[r][0..w) = beta[r] C[r] + gamma * sum_{k < K} A(r, k) B[k][0..w) for r < m (<= 6), w <= 16
+// columns (FULL: w == 16; else masked with k0 / k1). A(r, k) as in the AVX-512 kernel.
+template <bool TA, bool FULL>
+inline void ukr_pv(const float* A, const float* B, int64_t ldb, int64_t K, float* C,
+                   int64_t ldc, const float* beta, float gamma, int m, __m256i k0, __m256i k1) {
+  __m256 acc[MPV][2];
+#pragma GCC unroll 6
+  for (int r = 0; r < MPV; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+  for (int64_t k = 0; k < K; ++k) {
+    const float* bk = B + k * ldb;
+    const __m256 b0 = FULL ? _mm256_loadu_ps(bk) : _mm256_maskload_ps(bk, k0);
+    const __m256 b1 = FULL ? _mm256_loadu_ps(bk + 8) : _mm256_maskload_ps(bk + 8, k1);
+#pragma GCC unroll 6
+    for (int r = 0; r < MPV; ++r) {
+      const __m256 x = _mm256_broadcast_ss(TA ? A + k * BK + r : A + r * BK + k);
+      acc[r][0] = _mm256_fmadd_ps(x, b0, acc[r][0]);
+      acc[r][1] = _mm256_fmadd_ps(x, b1, acc[r][1]);
+    }
+  }
+  const __m256 g = _mm256_set1_ps(gamma);
+#pragma GCC unroll 6
+  for (int r = 0; r < MPV; ++r) {
+    if (r >= m) break;
+    const __m256 be = _mm256_set1_ps(beta ? beta[r] : 1.f);
+    float* c = C + r * ldc;
+    if (FULL) {
+      _mm256_storeu_ps(c, _mm256_fmadd_ps(acc[r][0], g, _mm256_mul_ps(_mm256_loadu_ps(c), be)));
+      _mm256_storeu_ps(c + 8, _mm256_fmadd_ps(acc[r][1], g, _mm256_mul_ps(_mm256_loadu_ps(c + 8), be)));
+    } else {
+      _mm256_maskstore_ps(c, k0, _mm256_fmadd_ps(acc[r][0], g, _mm256_mul_ps(_mm256_maskload_ps(c, k0), be)));
+      _mm256_maskstore_ps(c + 8, k1, _mm256_fmadd_ps(acc[r][1], g, _mm256_mul_ps(_mm256_maskload_ps(c + 8, k1), be)));
+    }
+  }
+}
+
+template <bool TA>
+inline void pv_rows(const float* A, const float* B, int64_t ldb, int64_t K, float* C,
+                    int64_t ldc, int64_t N, const float* beta, float gamma, int m) {
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  for (int64_t c0 = 0; c0 < N; c0 += 16) {
+    const int w = static_cast<int>(std::min<int64_t>(16, N - c0));
+    if (w == 16) {
+      ukr_pv<TA, true>(A, B + c0, ldb, K, C + c0, ldc, beta, gamma, m, lane, lane);
+    } else {
+      const __m256i k0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(w), lane);
+      const __m256i k1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(w - 8), lane);
+      ukr_pv<TA, false>(A, B + c0, ldb, K, C + c0, ldc, beta, gamma, m, k0, k1);
+    }
+  }
+}
+#endif
 
 struct Scratch {
   float *Kp, *Qp, *S, *O, *m, *l, *alpha;
@@ -328,8 +409,8 @@ inline void forward_task(const AttnArgs<float>& a1, float scale, int64_t b, int6
       };
       for (int64_t c = 0; c * MQK < mq; ++c) {
         const int64_t nkc = visible(std::min(mq, (c + 1) * MQK));
-        for (int64_t p = 0; p * 32 < nkc; ++p)
-          ukr_qk(w.Qp + c * D * MQK, w.Kp + (j0 / 32 + p) * D * 32, D, w.S + c * MQK * BK + p * 32);
+        for (int64_t p = 0; p * PW < nkc; ++p)
+          ukr_qk(w.Qp + c * D * MQK, w.Kp + (j0 / PW + p) * D * PW, D, w.S + c * MQK * BK + p * PW);
       }
       online_softmax(a1, b, h, i0, mq, j0, nk, w.S, BK, w.m, w.l, w.alpha);
       for (int64_t c = 0; c * MPV < mq; ++c) {
@@ -355,7 +436,7 @@ inline void forward(const AttnArgs<float>& a) {
   const int nt = static_cast<int>(std::min<int64_t>(nt0, ntask));
   AttnArgs<float> a1 = a;
   a1.scale = 1.f;
-  const int64_t kpad = (a.Sk + 31) / 32 * 32;
+  const int64_t kpad = (a.Sk + PW - 1) / PW * PW;
 #pragma omp parallel num_threads(nt)
   {
     Scratch w;
@@ -419,11 +500,11 @@ inline void backward_head(const AttnArgs<float>& a1, float scale, int64_t b, int
       const int64_t mq = std::min(BQB, Sq - i0);
       if (tile_hidden(a1, b, h, i0, mq, j0, nk)) continue;
       for (int64_t c = 0; c * MQK < mq; ++c)
-        for (int64_t p = 0; p * 32 < nk; ++p) {
-          ukr_qk(w.Qp + (i0 / MQK + c) * D * MQK, w.Kp + (j0 / 32 + p) * D * 32, D,
-                 w.P + c * MQK * BK + p * 32);
-          ukr_qk(w.dOp + (i0 / MQK + c) * Dv * MQK, w.Vp + (j0 / 32 + p) * Dv * 32, Dv,
-                 w.dP + c * MQK * BK + p * 32);
+        for (int64_t p = 0; p * PW < nk; ++p) {
+          ukr_qk(w.Qp + (i0 / MQK + c) * D * MQK, w.Kp + (j0 / PW + p) * D * PW, D,
+                 w.P + c * MQK * BK + p * PW);
+          ukr_qk(w.dOp + (i0 / MQK + c) * Dv * MQK, w.Vp + (j0 / PW + p) * Dv * PW, Dv,
+                 w.dP + c * MQK * BK + p * PW);
         }
       for (int64_t r = 0; r < mq; ++r) {
         const int64_t i = i0 + r;
@@ -471,7 +552,7 @@ inline void backward(const AttnArgs<float>& a) {
   std::vector<float> part(G > 1 ? size_t(ntask) * head_q : 0, 0.f);
   AttnArgs<float> a1 = a;
   a1.scale = 1.f;
-  const int64_t qpad = (a.Sq + MQK - 1) / MQK * MQK, kpad = (a.Sk + 31) / 32 * 32;
+  const int64_t qpad = (a.Sq + MQK - 1) / MQK * MQK, kpad = (a.Sk + PW - 1) / PW * PW;
 #pragma omp parallel num_threads(nt)
   {
     BwdScratch w;
@@ -506,7 +587,7 @@ inline void backward(const AttnArgs<float>& a) {
 
 template <typename T>
 void forward(const AttnArgs<T>& a) {
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) || defined(__AVX2__)
   if constexpr (std::is_same_v<T, float>) return fast::forward(a);
 #endif
   const int64_t nqb = (a.Sq + kFwdBQ - 1) / kFwdBQ;
@@ -599,7 +680,7 @@ template <typename T>
 void backward(const AttnArgs<T>& a) {
   const int64_t ntask = a.B * a.H;
   if (ntask == 0 || a.Sq == 0 || a.Sk == 0) return;
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) || defined(__AVX2__)
   if constexpr (std::is_same_v<T, float>) return fast::backward(a);
 #endif
   const int nt = static_cast<int>(std::min<int64_t>(num_threads(), ntask));
