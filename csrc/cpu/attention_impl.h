@@ -14,10 +14,10 @@
 //   diagonal: P = exp(scale S - lse) recomputed, dV_j += P^T dO_i, dP = dO_i V_j^T,
 //   dS = P * (dP - Dd), dQ_i += scale dS K_j, dK_j += scale dS^T Q_i.
 //
-// Variants. float32 on AVX-512 (namespace fast, the tuned one): own 12x32 / 6x64 register-
-// blocked tile products on per-head packed K^T (and Q, dO, V^T in backward), see the banner
-// below. Everything else (AVX2, portable, float64): the same loops with both tile products
-// through bm::gemm on (96 x 256) forward / (64 x 128) backward tiles.
+// Variants. float32 on AVX-512 and AVX2 (namespace fast, the tuned one): own register-blocked
+// tile products (12x32 / 6x64 zmm, 6x16 / 6x16 ymm) on per-head packed K^T (and Q, dO, V^T in
+// backward), see the banner below. portable and float64: the same loops with both tile
+// products through bm::gemm on (96 x 256) forward / (64 x 128) backward tiles.
 #pragma once
 #include <omp.h>
 
