@@ -24,6 +24,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <exception>
 #include <limits>
 #include <type_traits>
 #include <vector>
@@ -40,6 +41,27 @@ namespace attn {
 
 constexpr int64_t kFwdBQ = 96, kFwdBK = 256;
 constexpr int64_t kBwdBQ = 64, kBwdBK = 128;
+
+// Exceptions must not escape an OpenMP region (that would terminate the interpreter): each
+// thread runs its allocation and its tasks through run(), the first exception is kept and
+// rethrown after the region, and a thread whose scratch failed still meets every barrier.
+struct ErrorSink {
+  std::exception_ptr first;
+  template <class F>
+  bool run(F&& f) noexcept {
+    try {
+      f();
+      return true;
+    } catch (...) {
+#pragma omp critical(bm_attention_error)
+      if (!first) first = std::current_exception();
+      return false;
+    }
+  }
+  void rethrow() const {
+    if (first) std::rethrow_exception(first);
+  }
+};
 
 // row[j] holds raw scores of query i against keys j0 + j (j < nk). Rewrites them as
 // scale * s + additive mask, or -inf where the key is hidden (causal or boolean mask).
@@ -437,23 +459,29 @@ inline void forward(const AttnArgs<float>& a) {
   AttnArgs<float> a1 = a;
   a1.scale = 1.f;
   const int64_t kpad = (a.Sk + PW - 1) / PW * PW;
+  attn::ErrorSink err;
 #pragma omp parallel num_threads(nt)
   {
     Scratch w;
-    w.Kp = thread_scratch<float>(size_t(kpad) * a.D, 3);
-    w.S = thread_scratch<float>(size_t(BQ) * BK + 2 * BQ * a.D, 4);
-    w.Qp = w.S + BQ * BK;
-    w.O = thread_scratch<float>(size_t(BQ) * a.Dv + 3 * BQ, 5);
-    w.m = w.O + BQ * a.Dv;
-    w.l = w.m + BQ;
-    w.alpha = w.l + BQ;
+    const bool ok = err.run([&] {
+      w.Kp = thread_scratch<float>(size_t(kpad) * a.D, 3);
+      w.S = thread_scratch<float>(size_t(BQ) * BK + 2 * BQ * a.D, 4);
+      w.Qp = w.S + BQ * BK;
+      w.O = thread_scratch<float>(size_t(BQ) * a.Dv + 3 * BQ, 5);
+      w.m = w.O + BQ * a.Dv;
+      w.l = w.m + BQ;
+      w.alpha = w.l + BQ;
+    });
 #pragma omp for schedule(dynamic, 1)
     for (int64_t t = 0; t < ntask; ++t) {
+      if (!ok) continue;
       const int64_t bh = t / groups, g = t % groups;
-      // Causal: later query blocks cost more; interleaved groups keep them balanced.
-      forward_task(a1, a.scale, bh / a.H, bh % a.H, nqb * g / groups, nqb * (g + 1) / groups, w);
+      err.run([&] {
+        forward_task(a1, a.scale, bh / a.H, bh % a.H, nqb * g / groups, nqb * (g + 1) / groups, w);
+      });
     }
   }
+  err.rethrow();
 }
 
 // Backward of one head (FlashAttention-2 alg. 2, key blocks outer): Q (pre-scaled), dO, K^T
@@ -553,21 +581,25 @@ inline void backward(const AttnArgs<float>& a) {
   AttnArgs<float> a1 = a;
   a1.scale = 1.f;
   const int64_t qpad = (a.Sq + MQK - 1) / MQK * MQK, kpad = (a.Sk + PW - 1) / PW * PW;
+  attn::ErrorSink err;
 #pragma omp parallel num_threads(nt)
   {
     BwdScratch w;
-    w.Qp = thread_scratch<float>(size_t(qpad) * (a.D + a.Dv) + a.Sq, 3);
-    w.dOp = w.Qp + qpad * a.D;
-    w.Dd = w.dOp + qpad * a.Dv;
-    w.Kp = thread_scratch<float>(size_t(kpad) * (a.D + a.Dv), 4);
-    w.Vp = w.Kp + kpad * a.D;
-    w.P = thread_scratch<float>(2 * size_t(BQB) * BK, 5);
-    w.dP = w.P + BQB * BK;
+    const bool ok = err.run([&] {
+      w.Qp = thread_scratch<float>(size_t(qpad) * (a.D + a.Dv) + a.Sq, 3);
+      w.dOp = w.Qp + qpad * a.D;
+      w.Dd = w.dOp + qpad * a.Dv;
+      w.Kp = thread_scratch<float>(size_t(kpad) * (a.D + a.Dv), 4);
+      w.Vp = w.Kp + kpad * a.D;
+      w.P = thread_scratch<float>(2 * size_t(BQB) * BK, 5);
+      w.dP = w.P + BQB * BK;
+    });
 #pragma omp for schedule(dynamic, 1)
     for (int64_t t = 0; t < ntask; ++t) {
+      if (!ok) continue;
       const int64_t bh = t / G, g = t % G;
       float* dq = G > 1 ? part.data() + t * head_q : a.dq + bh * head_q;
-      backward_head(a1, a.scale, bh / a.H, bh % a.H, g, G, dq, w);
+      err.run([&] { backward_head(a1, a.scale, bh / a.H, bh % a.H, g, G, dq, w); });
     }
     if (G > 1) {
 #pragma omp for schedule(static)
@@ -580,6 +612,7 @@ inline void backward(const AttnArgs<float>& a) {
         }
     }
   }
+  err.rethrow();
 }
 
 }  // namespace fast
@@ -594,19 +627,27 @@ void forward(const AttnArgs<T>& a) {
   const int64_t ntask = a.B * a.H * nqb;
   if (ntask == 0) return;
   const int nt = static_cast<int>(std::min<int64_t>(num_threads(), ntask));
+  ErrorSink err;
 #pragma omp parallel num_threads(nt)
   {
-    T* S = thread_scratch<T>(size_t(kFwdBQ) * kFwdBK, 3);
-    T* O = thread_scratch<T>(size_t(kFwdBQ) * a.Dv, 4);
-    T* st = thread_scratch<T>(3 * size_t(kFwdBQ), 5);
+    T *S = nullptr, *O = nullptr, *st = nullptr;
+    const bool ok = err.run([&] {
+      S = thread_scratch<T>(size_t(kFwdBQ) * kFwdBK, 3);
+      O = thread_scratch<T>(size_t(kFwdBQ) * a.Dv, 4);
+      st = thread_scratch<T>(3 * size_t(kFwdBQ), 5);
+    });
 #pragma omp for schedule(dynamic, 1)
     for (int64_t t = 0; t < ntask; ++t) {
+      if (!ok) continue;
       const int64_t bh = t / nqb;
       int64_t qb = t % nqb;
       if (a.causal) qb = nqb - 1 - qb;  // longest rows first: better dynamic balance
-      forward_block(a, bh / a.H, bh % a.H, qb, S, O, st, st + kFwdBQ, st + 2 * kFwdBQ);
+      err.run([&] {
+        forward_block(a, bh / a.H, bh % a.H, qb, S, O, st, st + kFwdBQ, st + 2 * kFwdBQ);
+      });
     }
   }
+  err.rethrow();
 }
 
 template <typename T>
@@ -684,14 +725,22 @@ void backward(const AttnArgs<T>& a) {
   if constexpr (std::is_same_v<T, float>) return fast::backward(a);
 #endif
   const int nt = static_cast<int>(std::min<int64_t>(num_threads(), ntask));
+  ErrorSink err;
 #pragma omp parallel num_threads(nt)
   {
-    T* P = thread_scratch<T>(size_t(kBwdBQ) * kBwdBK, 3);
-    T* dP = thread_scratch<T>(size_t(kBwdBQ) * kBwdBK, 4);
-    T* Dd = thread_scratch<T>(size_t(a.Sq), 5);
+    T *P = nullptr, *dP = nullptr, *Dd = nullptr;
+    const bool ok = err.run([&] {
+      P = thread_scratch<T>(size_t(kBwdBQ) * kBwdBK, 3);
+      dP = thread_scratch<T>(size_t(kBwdBQ) * kBwdBK, 4);
+      Dd = thread_scratch<T>(size_t(a.Sq), 5);
+    });
 #pragma omp for schedule(dynamic, 1)
-    for (int64_t t = 0; t < ntask; ++t) backward_head(a, t / a.H, t % a.H, P, dP, Dd);
+    for (int64_t t = 0; t < ntask; ++t) {
+      if (!ok) continue;
+      err.run([&] { backward_head(a, t / a.H, t % a.H, P, dP, Dd); });
+    }
   }
+  err.rethrow();
 }
 
 }  // namespace attn
