@@ -319,3 +319,19 @@ def test_attention_empty_lengths(rng):
     assert not out.any() and np.all(lse == -np.inf)
     dq, dk, dv = ops.attention_backward(np.ones_like(out), q, k, v, out, lse)
     assert not dq.any() and dk.shape == (1, 2, 0, 16)
+
+
+@pytest.mark.parametrize("threads", [1, 3, 5])
+def test_attention_thread_counts(rng, threads):
+    # Work splitting depends on the thread count (query-block groups in forward, key-block
+    # groups with partial dQ buffers in backward when heads are few).
+    import bigmodel
+    before = bigmodel.get_num_threads()
+    bigmodel.set_num_threads(threads)
+    try:
+        for shape in ((1, 1, 300, 700, 32), (1, 3, 77, 260, 16), (3, 3, 40, 50, 64)):
+            q, k, v = make(rng, *shape)
+            check_all(q, k, v, TOL[np.float32], causal=True)
+            check_all(q, k, v, TOL[np.float32])
+    finally:
+        bigmodel.set_num_threads(before)
