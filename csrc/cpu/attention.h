@@ -7,9 +7,10 @@
 //   nothing). causal: key j is visible to query i iff j <= i (top-left aligned, as torch).
 // Rows whose keys are all masked give out = 0 and lse = -inf, and zero gradients.
 //
-// Variants: attention_avx512.cpp, attention_avx2.cpp (vectorised exp and row passes for that
-// ISA), attention.cpp (portable, and the dispatcher). The tile products go through bm::gemm,
-// which runs single-threaded inside our OpenMP region and follows the same active ISA.
+// Variants: attention_avx512.cpp, attention_avx2.cpp (float32: own register-blocked tile
+// kernels, vectorised exp), attention.cpp (portable, and the dispatcher). float64 and the
+// portable path put the tile products through bm::gemm (single-threaded inside our OpenMP
+// region, same active ISA). Body: attention_impl.h.
 #pragma once
 #include <cstdint>
 

@@ -2,27 +2,32 @@
 // units (attention.cpp = portable, attention_avx2.cpp, attention_avx512.cpp), each of which
 // defines BM_ISA_NS and includes this file once. Layouts and mask semantics: cpu/attention.h.
 //
-// Forward (Dao 2023, "FlashAttention-2", alg. 1), one task per (b, h, query block of BQ rows):
-//   for each key block of BK keys (stopping at the diagonal when causal):
-//     S = Q_i K_j^T                  (bm::gemm, BQ x BK tile in a per-thread buffer)
+// Forward (Dao 2023, "FlashAttention-2", alg. 1), per (b, h, query block):
+//   for each key block (stopping at the diagonal when causal):
+//     S = Q_i K_j^T                  (tile in a per-thread buffer)
 //     per row: scale, mask, new running max m, P = exp(S - m), l = l*e^(m_old-m) + sum P,
 //              O row *= e^(m_old-m)  (online softmax: the Sq x Sk matrix never exists)
-//     O += P V_j                     (bm::gemm, beta = 1)
+//     O += P V_j
 //   out = O / l, lse = m + log l (saved for backward).
-// Backward (alg. 2), one task per (b, h) so that dq, dk, dv accumulate without races:
+// Backward (alg. 2), per (b, h) so that dq, dk, dv accumulate without races:
 //   Dd_i = rowsum(dO_i * O_i); for each key block j, for each query block i at or below the
 //   diagonal: P = exp(scale S - lse) recomputed, dV_j += P^T dO_i, dP = dO_i V_j^T,
 //   dS = P * (dP - Dd), dQ_i += scale dS K_j, dK_j += scale dS^T Q_i.
-// Block sizes: the forward keeps Q_i (BQ x D), the S tile (BQ x BK) and the packed K_j / V_j
-// blocks (BK x D each) in the 1 MiB L2; key blocks past the causal diagonal are skipped.
+//
+// Variants. float32 on AVX-512 and AVX2 (namespace fast, the tuned one): own register-blocked
+// tile products (12x32 / 6x64 zmm, 6x16 / 6x16 ymm) on per-head packed K^T (and Q, dO, V^T in
+// backward), see the banner below. portable and float64: the same loops with both tile
+// products through bm::gemm on (96 x 256) forward / (64 x 128) backward tiles.
 #pragma once
 #include <omp.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <exception>
 #include <limits>
 #include <type_traits>
+#include <vector>
 
 #include "common/cpu_features.h"
 #include "common/scratch.h"
@@ -36,6 +41,27 @@ namespace attn {
 
 constexpr int64_t kFwdBQ = 96, kFwdBK = 256;
 constexpr int64_t kBwdBQ = 64, kBwdBK = 128;
+
+// Exceptions must not escape an OpenMP region (that would terminate the interpreter): each
+// thread runs its allocation and its tasks through run(), the first exception is kept and
+// rethrown after the region, and a thread whose scratch failed still meets every barrier.
+struct ErrorSink {
+  std::exception_ptr first;
+  template <class F>
+  bool run(F&& f) noexcept {
+    try {
+      f();
+      return true;
+    } catch (...) {
+#pragma omp critical(bm_attention_error)
+      if (!first) first = std::current_exception();
+      return false;
+    }
+  }
+  void rethrow() const {
+    if (first) std::rethrow_exception(first);
+  }
+};
 
 // row[j] holds raw scores of query i against keys j0 + j (j < nk). Rewrites them as
 // scale * s + additive mask, or -inf where the key is hidden (causal or boolean mask).
@@ -127,6 +153,24 @@ inline void finalize_rows(int64_t mq, int64_t Dv, const T* O, const T* m, const 
 }
 
 // Generic forward of one query block: both tile products through bm::gemm.
+// True when a boolean mask hides every key of the tile (queries i0 .. i0+mq, keys j0 .. j0+nk),
+// e.g. a padded stretch of keys: the tile contributes nothing and is skipped. A mask broadcast
+// over queries (key padding, ms[2] == 0) costs one row scan; otherwise the scan stops at the
+// first visible key, so it never reads more than mask_row would.
+template <typename T>
+inline bool tile_hidden(const AttnArgs<T>& a, int64_t b, int64_t h, int64_t i0, int64_t mq,
+                        int64_t j0, int64_t nk) {
+  if (a.mask_kind != MaskKind::boolean) return false;
+  const uint8_t* m = static_cast<const uint8_t*>(a.mask) + b * a.ms[0] + h * a.ms[1] + j0 * a.ms[3];
+  const int64_t rows = a.ms[2] == 0 ? 1 : mq, mj = a.ms[3];
+  for (int64_t r = 0; r < rows; ++r) {
+    const uint8_t* row = m + (i0 + r) * a.ms[2];
+    for (int64_t j = 0; j < nk; ++j)
+      if (row[j * mj]) return false;
+  }
+  return true;
+}
+
 template <typename T>
 void forward_block(const AttnArgs<T>& a, int64_t b, int64_t h, int64_t qb, T* S, T* O, T* m,
                    T* l, T* alpha) {
@@ -143,6 +187,7 @@ void forward_block(const AttnArgs<T>& a, int64_t b, int64_t h, int64_t qb, T* S,
   std::memset(O, 0, sizeof(T) * mq * Dv);
   for (int64_t j0 = 0; j0 < kend; j0 += BK) {
     const int64_t nk = std::min(BK, kend - j0);
+    if (tile_hidden(a, b, h, i0, mq, j0, nk)) continue;
     gemm<T>(mq, nk, D, T(1), qp, a.qs[2], 1, kp + j0 * a.ks[2], 1, a.ks[2], T(0), S, BK, 1);
     online_softmax(a, b, h, i0, mq, j0, nk, S, BK, m, l, alpha);
     for (int64_t r = 0; r < mq; ++r) {
@@ -157,26 +202,32 @@ void forward_block(const AttnArgs<T>& a, int64_t b, int64_t h, int64_t qb, T* S,
                 a.lse + (b * a.H + h) * a.Sq + i0);
 }
 
-#if defined(__AVX512F__)
-// ---- AVX-512 float32 forward: own register-blocked tile products, no per-tile packing ----
-// K^T of a head is packed once per task into 32-key panels (Kp[p][d][32]); each query block is
-// packed (pre-scaled) into 12-row panels (Qp[c][d][12]). S = Q K^T runs a 12 x 32 micro-kernel
-// (24 accumulators, 2 loads + 12 broadcasts per 24 FMAs); O = alpha O + P V runs a 6 x 64
-// micro-kernel that broadcasts P straight from the score tile and loads V rows in place (V is
-// row-major with unit stride, so it needs no packing at all), folding the online-softmax
-// rescale into its store.
+#if defined(__AVX512F__) || defined(__AVX2__)
+// ---- float32 on AVX-512 / AVX2: own register-blocked tile products, no per-tile packing ----
+// K^T of a head is packed once per task into PW-key panels (Kp[p][d][PW]); each query block is
+// packed (pre-scaled) into MQK-row panels (Qp[c][d][MQK]). S = Q K^T runs an MQK x PW micro-
+// kernel (AVX-512: 12 x 32, 24 accumulators, 2 loads + 12 broadcasts per 24 FMAs; AVX2: 6 x 16
+// in 12 ymm); O = alpha O + P V runs a 6-row micro-kernel (64 columns on AVX-512, 16 on AVX2)
+// that broadcasts P straight from the score tile and loads V rows in place (V is row-major with
+// unit stride, so it needs no packing at all), folding the online-softmax rescale into its
+// store.
 namespace fast {
 
-constexpr int64_t BQ = 96, BK = 256, MQK = 12, MPV = 6;
+#if defined(__AVX512F__)
+constexpr int64_t PW = 32, MQK = 12;
+#else
+constexpr int64_t PW = 16, MQK = 6;
+#endif
+constexpr int64_t BQ = 96, BK = 256, MPV = 6;  // BQ: a multiple of MQK and MPV; BK of PW
 
 inline void pack_kt(const float* k, int64_t ldk, int64_t nkeys, int64_t D, float* Kp) {
-  for (int64_t p = 0; p * 32 < nkeys; ++p) {
-    float* dst = Kp + p * D * 32;
-    const int64_t n = std::min<int64_t>(32, nkeys - p * 32);
-    if (n < 32) std::memset(dst, 0, sizeof(float) * D * 32);
+  for (int64_t p = 0; p * PW < nkeys; ++p) {
+    float* dst = Kp + p * D * PW;
+    const int64_t n = std::min<int64_t>(PW, nkeys - p * PW);
+    if (n < PW) std::memset(dst, 0, sizeof(float) * D * PW);
     for (int64_t jj = 0; jj < n; ++jj) {
-      const float* src = k + (p * 32 + jj) * ldk;
-      for (int64_t d = 0; d < D; ++d) dst[d * 32 + jj] = src[d];
+      const float* src = k + (p * PW + jj) * ldk;
+      for (int64_t d = 0; d < D; ++d) dst[d * PW + jj] = src[d];
     }
   }
 }
@@ -193,6 +244,7 @@ inline void pack_q(const float* q, int64_t ldq, int64_t mq, int64_t D, float sca
   }
 }
 
+#if defined(__AVX512F__)
 // S[r][0..32) = sum_d Qp[d][r] Kp[d][0..32) for r < 12; S rows BK apart.
 inline void ukr_qk(const float* Qp, const float* Kp, int64_t D, float* S) {
   __m512 acc[MQK][2];
@@ -271,6 +323,80 @@ inline void pv_rows(const float* A, const float* B, int64_t ldb, int64_t K, floa
     }
   }
 }
+#else  // AVX2: 8-wide, 16 registers
+
+// S[r][0..16) = sum_d Qp[d][r] Kp[d][0..16) for r < 6; S rows BK apart.
+inline void ukr_qk(const float* Qp, const float* Kp, int64_t D, float* S) {
+  __m256 acc[MQK][2];
+#pragma GCC unroll 6
+  for (int r = 0; r < MQK; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+  for (int64_t d = 0; d < D; ++d) {
+    const __m256 b0 = _mm256_loadu_ps(Kp + d * PW), b1 = _mm256_loadu_ps(Kp + d * PW + 8);
+#pragma GCC unroll 6
+    for (int r = 0; r < MQK; ++r) {
+      const __m256 x = _mm256_broadcast_ss(Qp + d * MQK + r);
+      acc[r][0] = _mm256_fmadd_ps(x, b0, acc[r][0]);
+      acc[r][1] = _mm256_fmadd_ps(x, b1, acc[r][1]);
+    }
+  }
+#pragma GCC unroll 6
+  for (int r = 0; r < MQK; ++r) {
+    _mm256_storeu_ps(S + r * BK, acc[r][0]);
+    _mm256_storeu_ps(S + r * BK + 8, acc[r][1]);
+  }
+}
+
+// C[r][0..w) = beta[r] C[r] + gamma * sum_{k < K} A(r, k) B[k][0..w) for r < m (<= 6), w <= 16
+// columns (FULL: w == 16; else masked with k0 / k1). A(r, k) as in the AVX-512 kernel.
+template <bool TA, bool FULL>
+inline void ukr_pv(const float* A, const float* B, int64_t ldb, int64_t K, float* C,
+                   int64_t ldc, const float* beta, float gamma, int m, __m256i k0, __m256i k1) {
+  __m256 acc[MPV][2];
+#pragma GCC unroll 6
+  for (int r = 0; r < MPV; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+  for (int64_t k = 0; k < K; ++k) {
+    const float* bk = B + k * ldb;
+    const __m256 b0 = FULL ? _mm256_loadu_ps(bk) : _mm256_maskload_ps(bk, k0);
+    const __m256 b1 = FULL ? _mm256_loadu_ps(bk + 8) : _mm256_maskload_ps(bk + 8, k1);
+#pragma GCC unroll 6
+    for (int r = 0; r < MPV; ++r) {
+      const __m256 x = _mm256_broadcast_ss(TA ? A + k * BK + r : A + r * BK + k);
+      acc[r][0] = _mm256_fmadd_ps(x, b0, acc[r][0]);
+      acc[r][1] = _mm256_fmadd_ps(x, b1, acc[r][1]);
+    }
+  }
+  const __m256 g = _mm256_set1_ps(gamma);
+#pragma GCC unroll 6
+  for (int r = 0; r < MPV; ++r) {
+    if (r >= m) break;
+    const __m256 be = _mm256_set1_ps(beta ? beta[r] : 1.f);
+    float* c = C + r * ldc;
+    if (FULL) {
+      _mm256_storeu_ps(c, _mm256_fmadd_ps(acc[r][0], g, _mm256_mul_ps(_mm256_loadu_ps(c), be)));
+      _mm256_storeu_ps(c + 8, _mm256_fmadd_ps(acc[r][1], g, _mm256_mul_ps(_mm256_loadu_ps(c + 8), be)));
+    } else {
+      _mm256_maskstore_ps(c, k0, _mm256_fmadd_ps(acc[r][0], g, _mm256_mul_ps(_mm256_maskload_ps(c, k0), be)));
+      _mm256_maskstore_ps(c + 8, k1, _mm256_fmadd_ps(acc[r][1], g, _mm256_mul_ps(_mm256_maskload_ps(c + 8, k1), be)));
+    }
+  }
+}
+
+template <bool TA>
+inline void pv_rows(const float* A, const float* B, int64_t ldb, int64_t K, float* C,
+                    int64_t ldc, int64_t N, const float* beta, float gamma, int m) {
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  for (int64_t c0 = 0; c0 < N; c0 += 16) {
+    const int w = static_cast<int>(std::min<int64_t>(16, N - c0));
+    if (w == 16) {
+      ukr_pv<TA, true>(A, B + c0, ldb, K, C + c0, ldc, beta, gamma, m, lane, lane);
+    } else {
+      const __m256i k0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(w), lane);
+      const __m256i k1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(w - 8), lane);
+      ukr_pv<TA, false>(A, B + c0, ldb, K, C + c0, ldc, beta, gamma, m, k0, k1);
+    }
+  }
+}
+#endif
 
 struct Scratch {
   float *Kp, *Qp, *S, *O, *m, *l, *alpha;
@@ -296,13 +422,25 @@ inline void forward_task(const AttnArgs<float>& a1, float scale, int64_t b, int6
     std::memset(w.O, 0, sizeof(float) * BQ * Dv);
     for (int64_t j0 = 0; j0 < kend; j0 += BK) {
       const int64_t nk = std::min(BK, kend - j0);
-      for (int64_t c = 0; c * MQK < mq; ++c)
-        for (int64_t p = 0; p * 32 < nk; ++p)
-          ukr_qk(w.Qp + c * D * MQK, w.Kp + (j0 / 32 + p) * D * 32, D, w.S + c * MQK * BK + p * 32);
+      if (tile_hidden(a1, b, h, i0, mq, j0, nk)) continue;
+      // Causal: a row chunk ending at query i needs keys < i + 1 only; the panels past that
+      // are never computed (mask_row writes -inf there without reading) and P is 0 there, so
+      // the PV product stops early too.
+      auto visible = [&](int64_t rows_end) {
+        return a1.causal ? std::clamp<int64_t>(i0 + rows_end - j0, 0, nk) : nk;
+      };
+      for (int64_t c = 0; c * MQK < mq; ++c) {
+        const int64_t nkc = visible(std::min(mq, (c + 1) * MQK));
+        for (int64_t p = 0; p * PW < nkc; ++p)
+          ukr_qk(w.Qp + c * D * MQK, w.Kp + (j0 / PW + p) * D * PW, D, w.S + c * MQK * BK + p * PW);
+      }
       online_softmax(a1, b, h, i0, mq, j0, nk, w.S, BK, w.m, w.l, w.alpha);
-      for (int64_t c = 0; c * MPV < mq; ++c)
-        pv_rows<false>(w.S + c * MPV * BK, vp + j0 * a1.vs[2], a1.vs[2], nk, w.O + c * MPV * Dv,
-                       Dv, Dv, w.alpha + c * MPV, 1.f, static_cast<int>(std::min(MPV, mq - c * MPV)));
+      for (int64_t c = 0; c * MPV < mq; ++c) {
+        const int64_t rows = std::min(MPV, mq - c * MPV);
+        pv_rows<false>(w.S + c * MPV * BK, vp + j0 * a1.vs[2], a1.vs[2],
+                       visible(c * MPV + rows), w.O + c * MPV * Dv, Dv, Dv, w.alpha + c * MPV,
+                       1.f, static_cast<int>(rows));
+      }
     }
     finalize_rows(mq, Dv, w.O, w.m, w.l, a1.out + ((b * a1.H + h) * Sq + i0) * Dv,
                   a1.lse + (b * a1.H + h) * Sq + i0);
@@ -320,24 +458,30 @@ inline void forward(const AttnArgs<float>& a) {
   const int nt = static_cast<int>(std::min<int64_t>(nt0, ntask));
   AttnArgs<float> a1 = a;
   a1.scale = 1.f;
-  const int64_t kpad = (a.Sk + 31) / 32 * 32;
+  const int64_t kpad = (a.Sk + PW - 1) / PW * PW;
+  attn::ErrorSink err;
 #pragma omp parallel num_threads(nt)
   {
     Scratch w;
-    w.Kp = thread_scratch<float>(size_t(kpad) * a.D, 3);
-    w.S = thread_scratch<float>(size_t(BQ) * BK + 2 * BQ * a.D, 4);
-    w.Qp = w.S + BQ * BK;
-    w.O = thread_scratch<float>(size_t(BQ) * a.Dv + 3 * BQ, 5);
-    w.m = w.O + BQ * a.Dv;
-    w.l = w.m + BQ;
-    w.alpha = w.l + BQ;
+    const bool ok = err.run([&] {
+      w.Kp = thread_scratch<float>(size_t(kpad) * a.D, 3);
+      w.S = thread_scratch<float>(size_t(BQ) * BK + 2 * BQ * a.D, 4);
+      w.Qp = w.S + BQ * BK;
+      w.O = thread_scratch<float>(size_t(BQ) * a.Dv + 3 * BQ, 5);
+      w.m = w.O + BQ * a.Dv;
+      w.l = w.m + BQ;
+      w.alpha = w.l + BQ;
+    });
 #pragma omp for schedule(dynamic, 1)
     for (int64_t t = 0; t < ntask; ++t) {
+      if (!ok) continue;
       const int64_t bh = t / groups, g = t % groups;
-      // Causal: later query blocks cost more; interleaved groups keep them balanced.
-      forward_task(a1, a.scale, bh / a.H, bh % a.H, nqb * g / groups, nqb * (g + 1) / groups, w);
+      err.run([&] {
+        forward_task(a1, a.scale, bh / a.H, bh % a.H, nqb * g / groups, nqb * (g + 1) / groups, w);
+      });
     }
   }
+  err.rethrow();
 }
 
 // Backward of one head (FlashAttention-2 alg. 2, key blocks outer): Q (pre-scaled), dO, K^T
@@ -351,8 +495,11 @@ struct BwdScratch {
   float *Qp, *dOp, *Kp, *Vp, *P, *dP, *Dd;
 };
 
+// Key blocks kb0, kb0 + kstep, ... of head (b, h); dQ accumulates into dqp (the output, or a
+// partial buffer when a head's key blocks are split between threads: strided, so that causal
+// work, heavier for early keys, spreads evenly).
 inline void backward_head(const AttnArgs<float>& a1, float scale, int64_t b, int64_t h,
-                          const BwdScratch& w) {
+                          int64_t kb0, int64_t kstep, float* dqp, const BwdScratch& w) {
   const int64_t D = a1.D, Dv = a1.Dv, Sq = a1.Sq, Sk = a1.Sk, bh = b * a1.H + h;
   const float ninf = -std::numeric_limits<float>::infinity();
   const float* qp = a1.q + b * a1.qs[0] + h * a1.qs[1];
@@ -361,7 +508,6 @@ inline void backward_head(const AttnArgs<float>& a1, float scale, int64_t b, int
   const float* op = a1.out + bh * Sq * Dv;
   const float* dop = a1.dout + bh * Sq * Dv;
   const float* lsep = a1.lse + bh * Sq;
-  float* dqp = a1.dq + bh * Sq * D;
   float* dkp = a1.dk + bh * Sk * D;
   float* dvp = a1.dv + bh * Sk * Dv;
   for (int64_t i = 0; i < Sq; ++i) {
@@ -375,17 +521,18 @@ inline void backward_head(const AttnArgs<float>& a1, float scale, int64_t b, int
   pack_q(dop, Dv, Sq, Dv, 1.f, w.dOp);
   pack_kt(kp, a1.ks[2], Sk, D, w.Kp);
   pack_kt(vp, a1.vs[2], Sk, Dv, w.Vp);
-  for (int64_t j0 = 0; j0 < Sk; j0 += BKB) {
+  for (int64_t j0 = kb0 * BKB; j0 < Sk; j0 += kstep * BKB) {
     const int64_t nk = std::min(BKB, Sk - j0);
     const int64_t istart = a1.causal ? j0 / BQB * BQB : 0;
     for (int64_t i0 = istart; i0 < Sq; i0 += BQB) {
       const int64_t mq = std::min(BQB, Sq - i0);
+      if (tile_hidden(a1, b, h, i0, mq, j0, nk)) continue;
       for (int64_t c = 0; c * MQK < mq; ++c)
-        for (int64_t p = 0; p * 32 < nk; ++p) {
-          ukr_qk(w.Qp + (i0 / MQK + c) * D * MQK, w.Kp + (j0 / 32 + p) * D * 32, D,
-                 w.P + c * MQK * BK + p * 32);
-          ukr_qk(w.dOp + (i0 / MQK + c) * Dv * MQK, w.Vp + (j0 / 32 + p) * Dv * 32, Dv,
-                 w.dP + c * MQK * BK + p * 32);
+        for (int64_t p = 0; p * PW < nk; ++p) {
+          ukr_qk(w.Qp + (i0 / MQK + c) * D * MQK, w.Kp + (j0 / PW + p) * D * PW, D,
+                 w.P + c * MQK * BK + p * PW);
+          ukr_qk(w.dOp + (i0 / MQK + c) * Dv * MQK, w.Vp + (j0 / PW + p) * Dv * PW, Dv,
+                 w.dP + c * MQK * BK + p * PW);
         }
       for (int64_t r = 0; r < mq; ++r) {
         const int64_t i = i0 + r;
@@ -421,24 +568,51 @@ inline void backward_head(const AttnArgs<float>& a1, float scale, int64_t b, int
 }
 
 inline void backward(const AttnArgs<float>& a) {
-  const int64_t ntask = a.B * a.H;
-  const int nt = static_cast<int>(std::min<int64_t>(num_threads(), ntask));
+  const int64_t nbh = a.B * a.H, nkb = (a.Sk + BKB - 1) / BKB;
+  const int nt0 = num_threads();
+  // One task per head when there are enough heads; otherwise each head's key blocks are split
+  // into G groups and every group accumulates its dQ in a partial buffer (G * heads * Sq * D
+  // floats, G * heads ~ 2 threads), summed afterwards.
+  const int64_t G = nbh >= 2 * nt0 ? 1 : std::min<int64_t>(nkb, (2 * nt0 + nbh - 1) / nbh);
+  const int64_t ntask = nbh * G;
+  const int nt = static_cast<int>(std::min<int64_t>(nt0, ntask));
+  const int64_t head_q = a.Sq * a.D;
+  std::vector<float> part(G > 1 ? size_t(ntask) * head_q : 0, 0.f);
   AttnArgs<float> a1 = a;
   a1.scale = 1.f;
-  const int64_t qpad = (a.Sq + MQK - 1) / MQK * MQK, kpad = (a.Sk + 31) / 32 * 32;
+  const int64_t qpad = (a.Sq + MQK - 1) / MQK * MQK, kpad = (a.Sk + PW - 1) / PW * PW;
+  attn::ErrorSink err;
 #pragma omp parallel num_threads(nt)
   {
     BwdScratch w;
-    w.Qp = thread_scratch<float>(size_t(qpad) * (a.D + a.Dv) + a.Sq, 3);
-    w.dOp = w.Qp + qpad * a.D;
-    w.Dd = w.dOp + qpad * a.Dv;
-    w.Kp = thread_scratch<float>(size_t(kpad) * (a.D + a.Dv), 4);
-    w.Vp = w.Kp + kpad * a.D;
-    w.P = thread_scratch<float>(2 * size_t(BQB) * BK, 5);
-    w.dP = w.P + BQB * BK;
+    const bool ok = err.run([&] {
+      w.Qp = thread_scratch<float>(size_t(qpad) * (a.D + a.Dv) + a.Sq, 3);
+      w.dOp = w.Qp + qpad * a.D;
+      w.Dd = w.dOp + qpad * a.Dv;
+      w.Kp = thread_scratch<float>(size_t(kpad) * (a.D + a.Dv), 4);
+      w.Vp = w.Kp + kpad * a.D;
+      w.P = thread_scratch<float>(2 * size_t(BQB) * BK, 5);
+      w.dP = w.P + BQB * BK;
+    });
 #pragma omp for schedule(dynamic, 1)
-    for (int64_t t = 0; t < ntask; ++t) backward_head(a1, a.scale, t / a.H, t % a.H, w);
+    for (int64_t t = 0; t < ntask; ++t) {
+      if (!ok) continue;
+      const int64_t bh = t / G, g = t % G;
+      float* dq = G > 1 ? part.data() + t * head_q : a.dq + bh * head_q;
+      err.run([&] { backward_head(a1, a.scale, bh / a.H, bh % a.H, g, G, dq, w); });
+    }
+    if (G > 1) {
+#pragma omp for schedule(static)
+      for (int64_t bh = 0; bh < nbh; ++bh)
+        for (int64_t g = 0; g < G; ++g) {
+          const float* src = part.data() + (bh * G + g) * head_q;
+          float* dst = a.dq + bh * head_q;
+#pragma omp simd
+          for (int64_t x = 0; x < head_q; ++x) dst[x] += src[x];
+        }
+    }
   }
+  err.rethrow();
 }
 
 }  // namespace fast
@@ -446,26 +620,34 @@ inline void backward(const AttnArgs<float>& a) {
 
 template <typename T>
 void forward(const AttnArgs<T>& a) {
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) || defined(__AVX2__)
   if constexpr (std::is_same_v<T, float>) return fast::forward(a);
 #endif
   const int64_t nqb = (a.Sq + kFwdBQ - 1) / kFwdBQ;
   const int64_t ntask = a.B * a.H * nqb;
   if (ntask == 0) return;
   const int nt = static_cast<int>(std::min<int64_t>(num_threads(), ntask));
+  ErrorSink err;
 #pragma omp parallel num_threads(nt)
   {
-    T* S = thread_scratch<T>(size_t(kFwdBQ) * kFwdBK, 3);
-    T* O = thread_scratch<T>(size_t(kFwdBQ) * a.Dv, 4);
-    T* st = thread_scratch<T>(3 * size_t(kFwdBQ), 5);
+    T *S = nullptr, *O = nullptr, *st = nullptr;
+    const bool ok = err.run([&] {
+      S = thread_scratch<T>(size_t(kFwdBQ) * kFwdBK, 3);
+      O = thread_scratch<T>(size_t(kFwdBQ) * a.Dv, 4);
+      st = thread_scratch<T>(3 * size_t(kFwdBQ), 5);
+    });
 #pragma omp for schedule(dynamic, 1)
     for (int64_t t = 0; t < ntask; ++t) {
+      if (!ok) continue;
       const int64_t bh = t / nqb;
       int64_t qb = t % nqb;
       if (a.causal) qb = nqb - 1 - qb;  // longest rows first: better dynamic balance
-      forward_block(a, bh / a.H, bh % a.H, qb, S, O, st, st + kFwdBQ, st + 2 * kFwdBQ);
+      err.run([&] {
+        forward_block(a, bh / a.H, bh % a.H, qb, S, O, st, st + kFwdBQ, st + 2 * kFwdBQ);
+      });
     }
   }
+  err.rethrow();
 }
 
 template <typename T>
@@ -495,6 +677,7 @@ void backward_head(const AttnArgs<T>& a, int64_t b, int64_t h, T* P, T* dP, T* D
     const int64_t istart = a.causal ? j0 : 0;  // rows above the diagonal see none of these keys
     for (int64_t i0 = istart; i0 < Sq; i0 += BQ) {
       const int64_t mq = std::min(BQ, Sq - i0);
+      if (tile_hidden(a, b, h, i0, mq, j0, nk)) continue;
       gemm<T>(mq, nk, D, T(1), qp + i0 * a.qs[2], a.qs[2], 1, kp + j0 * a.ks[2], 1, a.ks[2],
               T(0), P, BK, 1);
       for (int64_t r = 0; r < mq; ++r) {
@@ -538,18 +721,26 @@ template <typename T>
 void backward(const AttnArgs<T>& a) {
   const int64_t ntask = a.B * a.H;
   if (ntask == 0 || a.Sq == 0 || a.Sk == 0) return;
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) || defined(__AVX2__)
   if constexpr (std::is_same_v<T, float>) return fast::backward(a);
 #endif
   const int nt = static_cast<int>(std::min<int64_t>(num_threads(), ntask));
+  ErrorSink err;
 #pragma omp parallel num_threads(nt)
   {
-    T* P = thread_scratch<T>(size_t(kBwdBQ) * kBwdBK, 3);
-    T* dP = thread_scratch<T>(size_t(kBwdBQ) * kBwdBK, 4);
-    T* Dd = thread_scratch<T>(size_t(a.Sq), 5);
+    T *P = nullptr, *dP = nullptr, *Dd = nullptr;
+    const bool ok = err.run([&] {
+      P = thread_scratch<T>(size_t(kBwdBQ) * kBwdBK, 3);
+      dP = thread_scratch<T>(size_t(kBwdBQ) * kBwdBK, 4);
+      Dd = thread_scratch<T>(size_t(a.Sq), 5);
+    });
 #pragma omp for schedule(dynamic, 1)
-    for (int64_t t = 0; t < ntask; ++t) backward_head(a, t / a.H, t % a.H, P, dP, Dd);
+    for (int64_t t = 0; t < ntask; ++t) {
+      if (!ok) continue;
+      err.run([&] { backward_head(a, t / a.H, t % a.H, P, dP, Dd); });
+    }
   }
+  err.rethrow();
 }
 
 }  // namespace attn
