@@ -29,6 +29,14 @@ CASES = [
     ((1, 2, 5, 4), (3, 2, 5, 4), {}),                                     # kernel = input
     ((2, 17, 23, 29), (19, 17, 3, 3), {"padding": 1}),                    # several tiles
     ((1, 40, 30, 31), (33, 40, 3, 3), {"padding": 1, "stride": (1, 2)}),  # CRS 360, tiles
+    ((2, 5, 9, 10), (80, 5, 3, 3), {"padding": 1}),                       # K > 64: 2 dW chunks
+    ((1, 4, 12, 12), (4, 4, 3, 3), {"padding": 3, "dilation": 2}),        # pad > d*(R-1)/2
+    ((1, 4, 9, 9), (6, 4, 3, 3), {"padding": 3}),                         # pad > R-1: dx via gemm
+    # batches large enough for the AVX-512 stride-1 path without im2col ("virtual pixels")
+    ((8, 7, 10, 9), (9, 7, 3, 3), {"padding": (1, 2)}),
+    ((8, 6, 7, 8), (70, 3, 3, 2), {"groups": 2, "padding": "same", "dilation": (2, 1)}),
+    ((6, 20, 5, 6), (16, 20, 5, 5), {"padding": 2}),
+    ((5, 9, 3, 50), (67, 9, 1, 3), {"padding": (0, 1)}),
 ]
 ALGOS = ["auto", "gemm", "small", "depthwise"]
 

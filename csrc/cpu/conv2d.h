@@ -58,6 +58,12 @@ bool conv2d_small_backward_weight(const Conv2dParams& p, const float* dy, const 
 void conv2d_gemm_forward(const Conv2dParams& p, const float* x, const float* w, const float* b,
                          float* y);
 void conv2d_gemm_backward_weight(const Conv2dParams& p, const float* dy, const float* x, float* dw);
+// Stride-1 kernels without im2col (enough images x groups to keep every thread busy).
+bool conv2d_direct_applies(const Conv2dParams& p);
+void conv2d_direct_forward(const Conv2dParams& p, const float* x, const float* w, const float* b,
+                           float* y);
+void conv2d_direct_backward_weight(const Conv2dParams& p, const float* dy, const float* x,
+                                   float* dw);
 }  // namespace avx512
 
 }  // namespace bm

@@ -278,6 +278,7 @@ int64_t fwd_tile(const Conv2dParams& p, int64_t CRS) {
 
 void conv2d_gemm_forward(const Conv2dParams& p, const float* x, const float* w, const float* b,
                          float* y) {
+  if (conv2d_direct_applies(p)) return conv2d_direct_forward(p, x, w, b, y);
   const int64_t PQ = p.P * p.Q, HW = p.H * p.W, Cg = p.Cg(), Kg = p.Kg();
   const int64_t CRS = Cg * p.R * p.S;
   const int64_t NB = fwd_tile(p, CRS), ntiles = (PQ + NB - 1) / NB;
@@ -302,6 +303,7 @@ void conv2d_gemm_forward(const Conv2dParams& p, const float* x, const float* w, 
 
 void conv2d_gemm_backward_weight(const Conv2dParams& p, const float* dy, const float* x,
                                  float* dw) {
+  if (conv2d_direct_applies(p)) return conv2d_direct_backward_weight(p, dy, x, dw);
   const int64_t PQ = p.P * p.Q, HW = p.H * p.W, Cg = p.Cg(), Kg = p.Kg();
   const int64_t CRS = Cg * p.R * p.S, wsize = p.K * CRS;
   const int64_t Kpad = (Kg + 15) / 16 * 16;
@@ -349,6 +351,247 @@ void conv2d_gemm_backward_weight(const Conv2dParams& p, const float* dy, const f
   }
   if (err) std::rethrow_exception(err);
   // dw[g*Kg + k][t] = sum over threads of part[g][t][k].
+  parallel_for(p.G * Kg, [&](int64_t gk) {
+    const int64_t g = gk / Kg, k = gk % Kg;
+    for (int64_t t = 0; t < CRS; ++t) {
+      float s = 0.f;
+      for (int th = 0; th < nt; ++th) s += part[size_t(th) * wsize + size_t(g * Kg * CRS + t * Kg + k)];
+      dw[gk * CRS + t] = s;
+    }
+  });
+}
+
+}  // namespace avx512
+}  // namespace bm
+
+// ---- stride-1 direct path, AVX-512: "virtual pixels" on a zero-padded copy ----------------------
+//
+// With stride 1, im2col row (c, r, s) over output pixels is the padded input shifted by a
+// constant. Computing outputs on the padded grid (P rows of Wp = Q + dw*(S-1) "virtual" pixels;
+// the last dw*(S-1) of each row are discarded) makes every tap's 48 pixels one contiguous load at
+// xpad + off[c, r, s] + v: no im2col at all. Forward: the 24 accumulators are compressed to the
+// valid lanes (vcompressps into a register, then a contiguous masked store). dW: the tile of dy is
+// transposed into virtual-pixel rows (zero rows for the discarded columns) and the padded input's
+// taps are broadcast. Waste: dw*(S-1)/Wp of the FLOPs (3% for ResNet 56x56, 8% at 24x24).
+// Memory: one padded image (group) per thread, chunks of pixels sized for L2.
+namespace bm {
+namespace avx512 {
+namespace {
+
+struct Virtual {
+  int64_t Hp, Wp, plane, V, npanels;
+  std::vector<int64_t> off;      // CRS tap offsets into the padded group
+  std::vector<uint64_t> mask;    // per 48-pixel panel: valid lanes
+  std::vector<int64_t> first;    // per panel: output index of its first valid lane
+};
+
+Virtual make_virtual(const Conv2dParams& p) {
+  Virtual v;
+  v.Hp = p.P + p.dil_h * (p.R - 1);
+  v.Wp = p.Q + p.dil_w * (p.S - 1);
+  v.plane = v.Hp * v.Wp;
+  v.V = p.P * v.Wp;
+  v.npanels = (v.V + 47) / 48;
+  for (int64_t c = 0; c < p.Cg(); ++c)
+    for (int64_t r = 0; r < p.R; ++r)
+      for (int64_t s = 0; s < p.S; ++s) v.off.push_back(c * v.plane + r * p.dil_h * v.Wp + s * p.dil_w);
+  for (int64_t j = 0; j < v.npanels; ++j) {
+    const int64_t v0 = j * 48;
+    uint64_t m = 0;
+    for (int l = 0; l < 48; ++l) {
+      const int64_t vv = v0 + l;
+      if (vv < v.V && vv % v.Wp < p.Q) m |= uint64_t(1) << l;
+    }
+    v.mask.push_back(m);
+    v.first.push_back((v0 / v.Wp) * p.Q + std::min(v0 % v.Wp, p.Q));
+  }
+  return v;
+}
+
+// xp (Cg planes of Hp x Wp, then 64 zeros) = x of one group, zero-padded.
+void pad_group(const Conv2dParams& p, const Virtual& v, const float* xg, float* xp) {
+  for (int64_t c = 0; c < p.Cg(); ++c)
+    for (int64_t i = 0; i < v.Hp; ++i) {
+      float* row = xp + c * v.plane + i * v.Wp;
+      const int64_t ih = i - p.pad_h;
+      if (ih < 0 || ih >= p.H) {
+        std::fill(row, row + v.Wp, 0.f);
+        continue;
+      }
+      const int64_t a = std::min(p.pad_w, v.Wp), b = std::min(p.pad_w + p.W, v.Wp);
+      std::fill(row, row + a, 0.f);
+      std::copy(xg + (c * p.H + ih) * p.W, xg + (c * p.H + ih) * p.W + (b - a), row + a);
+      std::fill(row + b, row + v.Wp, 0.f);
+    }
+  std::fill(xp + p.Cg() * v.plane, xp + p.Cg() * v.plane + 64, 0.f);
+}
+
+template <int MR>
+inline void vfwd_ukr(int64_t crs, const float* a, int64_t lda, const float* b, const int64_t* off,
+                     float* c, int64_t ldc, uint64_t mask, const float* bias) {
+  __m512 acc[MR][3];
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i) {
+    const __m512 init = bias ? _mm512_set1_ps(bias[i]) : _mm512_setzero_ps();
+    acc[i][0] = acc[i][1] = acc[i][2] = init;
+  }
+  for (int64_t k = 0; k < crs; ++k) {
+    const float* bk = b + off[k];
+    const __m512 b0 = _mm512_loadu_ps(bk), b1 = _mm512_loadu_ps(bk + 16), b2 = _mm512_loadu_ps(bk + 32);
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) {
+      const __m512 ai = _mm512_set1_ps(a[i * lda + k]);
+      acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
+      acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
+      acc[i][2] = _mm512_fmadd_ps(ai, b2, acc[i][2]);
+    }
+  }
+  const __mmask16 m0 = __mmask16(mask), m1 = __mmask16(mask >> 16), m2 = __mmask16(mask >> 32);
+  const int n0 = __builtin_popcount(m0), n1 = __builtin_popcount(m1), n2 = __builtin_popcount(m2);
+  const __mmask16 s0 = lanes(n0), s1 = lanes(n1), s2 = lanes(n2);
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i) {
+    float* row = c + i * ldc;
+    _mm512_mask_storeu_ps(row, s0, _mm512_maskz_compress_ps(m0, acc[i][0]));
+    _mm512_mask_storeu_ps(row + n0, s1, _mm512_maskz_compress_ps(m1, acc[i][1]));
+    _mm512_mask_storeu_ps(row + n0 + n1, s2, _mm512_maskz_compress_ps(m2, acc[i][2]));
+  }
+}
+
+using VFwdUkr = void (*)(int64_t, const float*, int64_t, const float*, const int64_t*, float*,
+                         int64_t, uint64_t, const float*);
+constexpr VFwdUkr kVFwdUkr[9] = {nullptr, vfwd_ukr<1>, vfwd_ukr<2>, vfwd_ukr<3>, vfwd_ukr<4>,
+                                 vfwd_ukr<5>, vfwd_ukr<6>, vfwd_ukr<7>, vfwd_ukr<8>};
+
+// C[MR x 16*NV] += sum over np pixels of A_i[v] * B[v][:], A_i = a + off[i] (broadcast rows).
+template <int NV, int MR>
+inline void vdw_ukr(int64_t np, const float* a, const int64_t* off, const float* b, int64_t ldb,
+                    float* c, int64_t ldc, int64_t n) {
+  __m512 acc[MR][NV];
+  const float* ap[MR];
+#pragma GCC unroll 12
+  for (int i = 0; i < MR; ++i) {
+    ap[i] = a + off[i];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_setzero_ps();
+  }
+  for (int64_t k = 0; k < np; ++k) {
+    __m512 bv[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) bv[v] = _mm512_load_ps(b + 16 * v);
+#pragma GCC unroll 12
+    for (int i = 0; i < MR; ++i) {
+      const __m512 ai = _mm512_set1_ps(ap[i][k]);
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_fmadd_ps(ai, bv[v], acc[i][v]);
+    }
+    b += ldb;
+  }
+#pragma GCC unroll 12
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) {
+      const __mmask16 m = lanes(n - 16 * v);
+      float* dst = c + i * ldc + 16 * v;
+      _mm512_mask_storeu_ps(dst, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, dst), acc[i][v]));
+    }
+}
+
+template <int NV, int... I>
+constexpr auto vdw_row(std::integer_sequence<int, I...>) {
+  using Fn = void (*)(int64_t, const float*, const int64_t*, const float*, int64_t, float*, int64_t, int64_t);
+  return std::array<Fn, 13>{nullptr, (I + 1 <= dw_mr(NV) ? &vdw_ukr<NV, (I + 1 <= dw_mr(NV) ? I + 1 : 1)> : nullptr)...};
+}
+constexpr auto kVDw1 = vdw_row<1>(std::make_integer_sequence<int, 12>());
+constexpr auto kVDw2 = vdw_row<2>(std::make_integer_sequence<int, 12>());
+constexpr auto kVDw3 = vdw_row<3>(std::make_integer_sequence<int, 12>());
+constexpr auto kVDw4 = vdw_row<4>(std::make_integer_sequence<int, 12>());
+
+}  // namespace
+
+bool conv2d_direct_applies(const Conv2dParams& p) {
+  return p.stride_h == 1 && p.stride_w == 1 && p.N * p.G >= 2 * int64_t(num_threads());
+}
+
+void conv2d_direct_forward(const Conv2dParams& p, const float* x, const float* w, const float* b,
+                           float* y) {
+  const int64_t PQ = p.P * p.Q, HW = p.H * p.W, Cg = p.Cg(), Kg = p.Kg();
+  const int64_t CRS = Cg * p.R * p.S;
+  const Virtual v = make_virtual(p);
+  // Pixel chunks: the rows a chunk reads (with the R-1 halo) stay in L2 across the weight panels.
+  const int64_t rows = std::max<int64_t>(1, (128 * 1024 / 4) / (Cg * v.Wp) - p.dil_h * (p.R - 1));
+  const int64_t chunk = std::max<int64_t>(1, rows * v.Wp / 48);
+  parallel_for(p.N * p.G, [&](int64_t ng) {
+    const int64_t g = ng % p.G, n = ng / p.G;
+    float* xp = thread_scratch<float>(size_t(Cg * v.plane + 64), kSlotCol);
+    pad_group(p, v, x + (n * p.C + g * Cg) * HW, xp);
+    const float* wg = w + g * Kg * CRS;
+    float* yg = y + (n * p.K + g * Kg) * PQ;
+    for (int64_t j0 = 0; j0 < v.npanels; j0 += chunk) {
+      const int64_t j1 = std::min(v.npanels, j0 + chunk);
+      for (int64_t k0 = 0; k0 < Kg; k0 += 8) {
+        const int mr = static_cast<int>(std::min<int64_t>(8, Kg - k0));
+        const float* bias = b ? b + g * Kg + k0 : nullptr;
+        for (int64_t j = j0; j < j1; ++j)
+          kVFwdUkr[mr](CRS, wg + k0 * CRS, CRS, xp + j * 48, v.off.data(),
+                       yg + k0 * PQ + v.first[size_t(j)], PQ, v.mask[size_t(j)], bias);
+      }
+    }
+  });
+}
+
+void conv2d_direct_backward_weight(const Conv2dParams& p, const float* dy, const float* x,
+                                   float* dw) {
+  const int64_t PQ = p.P * p.Q, HW = p.H * p.W, Cg = p.Cg(), Kg = p.Kg();
+  const int64_t CRS = Cg * p.R * p.S, wsize = p.K * CRS;
+  const int64_t Kpad = (Kg + 15) / 16 * 16;
+  const Virtual v = make_virtual(p);
+  const int64_t VB = std::clamp<int64_t>((32 * 1024 / 4) / Kpad, 16, 1024);  // dy^T chunk in L1
+  const int64_t items = p.N * p.G;
+  const int nt = static_cast<int>(std::min<int64_t>(num_threads(), items));
+  std::vector<float> part(size_t(nt) * size_t(wsize), 0.f);  // per thread: dW_g^T (CRS x Kg)
+  std::exception_ptr err = nullptr;
+#pragma omp parallel num_threads(nt) if (nt > 1)
+  {
+    float* acc = part.data() + size_t(omp_get_thread_num()) * size_t(wsize);
+#pragma omp for schedule(static)
+    for (int64_t ng = 0; ng < items; ++ng) {
+      try {
+        const int64_t g = ng % p.G, n = ng / p.G;
+        float* xp = thread_scratch<float>(size_t(Cg * v.plane + 64), kSlotCol);
+        float* dyt = thread_scratch<float>(size_t(VB) * Kpad, kSlotCol + 1);
+        pad_group(p, v, x + (n * p.C + g * Cg) * HW, xp);
+        const float* dyg = dy + (n * p.K + g * Kg) * PQ;
+        float* accg = acc + g * Kg * CRS;
+        for (int64_t v0 = 0; v0 < v.V; v0 += VB) {
+          const int64_t nv_px = std::min(VB, v.V - v0);
+          for (int64_t j = 0; j < nv_px; ++j) {  // dy^T rows of virtual pixels
+            float* row = dyt + j * Kpad;
+            const int64_t oh = (v0 + j) / v.Wp, ow = (v0 + j) % v.Wp;
+            if (ow < p.Q)
+              for (int64_t k = 0; k < Kg; ++k) row[k] = dyg[k * PQ + oh * p.Q + ow];
+            else
+              for (int64_t k = 0; k < Kg; ++k) row[k] = 0.f;
+            for (int64_t k = Kg; k < Kpad; ++k) row[k] = 0.f;
+          }
+          for (int64_t j0 = 0; j0 < Kg; j0 += 64) {
+            const int64_t nc = std::min<int64_t>(64, Kg - j0);
+            const int nvec = static_cast<int>((nc + 15) / 16);
+            const auto& row = nvec == 4 ? kVDw4 : nvec == 3 ? kVDw3 : nvec == 2 ? kVDw2 : kVDw1;
+            const int64_t MR = dw_mr(nvec);
+            for (int64_t i0 = 0; i0 < CRS; i0 += MR) {
+              const int mr = static_cast<int>(std::min<int64_t>(MR, CRS - i0));
+              row[mr](nv_px, xp + v0, v.off.data() + i0, dyt + j0, Kpad, accg + i0 * Kg + j0, Kg, nc);
+            }
+          }
+        }
+      } catch (...) {
+#pragma omp critical(bm_conv_err)
+        if (!err) err = std::current_exception();
+      }
+    }
+  }
+  if (err) std::rethrow_exception(err);
   parallel_for(p.G * Kg, [&](int64_t gk) {
     const int64_t g = gk / Kg, k = gk % Kg;
     for (int64_t t = 0; t < CRS; ++t) {
