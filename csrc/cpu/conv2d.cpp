@@ -475,7 +475,10 @@ void conv2d_backward_weight(const Conv2dParams& p, const T* dy, const T* x, T* d
       case 2:
 #if defined(BM_X86)
         if constexpr (std::is_same<T, float>::value)
-          if (use_avx512_float() && avx512::conv2d_small_backward_weight(p, dy, x, dw)) break;
+          if (use_avx512_float() && avx512::conv2d_small_backward_weight(p, dy, x, dw, db)) {
+            db = nullptr;  // done on the way
+            break;
+          }
 #endif
         backward_weight_small(p, dy, x, dw);
         break;

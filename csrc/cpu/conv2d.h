@@ -49,11 +49,12 @@ template <typename T>
 void conv2d_backward_weight(const Conv2dParams& p, const T* dy, const T* x, T* dw, T* db);
 
 namespace avx512 {
-// Small-C first-layer kernels (float only); return false if the shape is not handled.
+// Small-C first-layer kernels (float only); return false if the shape is not handled. The dW
+// kernel also computes db (when not null) from the tiles of dy it already reads.
 bool conv2d_small_forward(const Conv2dParams& p, const float* x, const float* w, const float* b,
                           float* y);
 bool conv2d_small_backward_weight(const Conv2dParams& p, const float* dy, const float* x,
-                                  float* dw);
+                                  float* dw, float* db);
 // The gemm variant's implicit-GEMM kernels (any shape; float only).
 void conv2d_gemm_forward(const Conv2dParams& p, const float* x, const float* w, const float* b,
                          float* y);
