@@ -139,11 +139,12 @@ inline double tile_fill(int64_t M, int64_t N) {
   return double(M) * double(N) / (m * n);
 }
 
+// Returns true when db was computed too (the AVX-512 stride-1 kernel reads dy once for both).
 template <typename T>
-void backward_weight_gemm(const Conv2dParams& p, const T* dy, const T* x, T* dw) {
+bool backward_weight_gemm(const Conv2dParams& p, const T* dy, const T* x, T* dw, T* db) {
 #if defined(BM_X86)
   if constexpr (std::is_same<T, float>::value)
-    if (active_isa() == Isa::avx512) return avx512::conv2d_gemm_backward_weight(p, dy, x, dw);
+    if (active_isa() == Isa::avx512) return avx512::conv2d_gemm_backward_weight(p, dy, x, dw, db);
 #endif
   const int64_t PQ = p.P * p.Q, HW = p.H * p.W, Cg = p.Cg(), Kg = p.Kg();
   const int64_t CRS = Cg * p.R * p.S, wsize = p.K * CRS;
@@ -197,6 +198,7 @@ void backward_weight_gemm(const Conv2dParams& p, const T* dy, const T* x, T* dw)
       dw[i] = s;
     }
   });
+  return false;
 }
 
 // ---- depthwise variant (C/G == 1) ---------------------------------------------------------------
@@ -483,7 +485,8 @@ void conv2d_backward_weight(const Conv2dParams& p, const T* dy, const T* x, T* d
         backward_weight_small(p, dy, x, dw);
         break;
       case 3: backward_weight_depthwise(p, dy, x, dw); break;
-      default: backward_weight_gemm(p, dy, x, dw);
+      default:
+        if (backward_weight_gemm(p, dy, x, dw, db)) db = nullptr;
     }
   }
   if (db) backward_bias(p, dy, db);

@@ -55,16 +55,18 @@ bool conv2d_small_forward(const Conv2dParams& p, const float* x, const float* w,
                           float* y);
 bool conv2d_small_backward_weight(const Conv2dParams& p, const float* dy, const float* x,
                                   float* dw, float* db);
-// The gemm variant's implicit-GEMM kernels (any shape; float only).
+// The gemm variant's implicit-GEMM kernels (any shape; float only). The dW kernel returns true
+// when it also computed db (if not null).
 void conv2d_gemm_forward(const Conv2dParams& p, const float* x, const float* w, const float* b,
                          float* y);
-void conv2d_gemm_backward_weight(const Conv2dParams& p, const float* dy, const float* x, float* dw);
+bool conv2d_gemm_backward_weight(const Conv2dParams& p, const float* dy, const float* x, float* dw,
+                                 float* db);
 // Stride-1 kernels without im2col (enough images x groups to keep every thread busy).
 bool conv2d_direct_applies(const Conv2dParams& p);
 void conv2d_direct_forward(const Conv2dParams& p, const float* x, const float* w, const float* b,
                            float* y);
 void conv2d_direct_backward_weight(const Conv2dParams& p, const float* dy, const float* x,
-                                   float* dw);
+                                   float* dw, float* db);
 }  // namespace avx512
 
 }  // namespace bm

@@ -316,9 +316,12 @@ void conv2d_gemm_forward(const Conv2dParams& p, const float* x, const float* w, 
   });
 }
 
-void conv2d_gemm_backward_weight(const Conv2dParams& p, const float* dy, const float* x,
-                                 float* dw) {
-  if (conv2d_direct_applies(p)) return conv2d_direct_backward_weight(p, dy, x, dw);
+bool conv2d_gemm_backward_weight(const Conv2dParams& p, const float* dy, const float* x,
+                                 float* dw, float* db) {
+  if (conv2d_direct_applies(p)) {
+    conv2d_direct_backward_weight(p, dy, x, dw, db);
+    return true;
+  }
   const int64_t PQ = p.P * p.Q, HW = p.H * p.W, Cg = p.Cg(), Kg = p.Kg();
   const int64_t CRS = Cg * p.R * p.S, wsize = p.K * CRS;
   const int64_t Kpad = (Kg + 15) / 16 * 16;
@@ -374,6 +377,7 @@ void conv2d_gemm_backward_weight(const Conv2dParams& p, const float* dy, const f
       dw[gk * CRS + t] = s;
     }
   });
+  return false;
 }
 
 }  // namespace avx512
@@ -525,7 +529,10 @@ constexpr auto kVDw4 = vdw_row<4>(std::make_integer_sequence<int, 12>());
 }  // namespace
 
 bool conv2d_direct_applies(const Conv2dParams& p) {
-  return p.stride_h == 1 && p.stride_w == 1 && p.N * p.G >= 2 * int64_t(num_threads());
+  // The padded copy of one image's group is per-thread scratch: at most 8 MiB, else im2col tiles.
+  const int64_t padded = p.Cg() * (p.P + p.dil_h * (p.R - 1)) * (p.Q + p.dil_w * (p.S - 1));
+  return p.stride_h == 1 && p.stride_w == 1 && p.N * p.G >= 2 * int64_t(num_threads()) &&
+         padded <= (int64_t(8) << 20) / 4;
 }
 
 void conv2d_direct_forward(const Conv2dParams& p, const float* x, const float* w, const float* b,
@@ -556,7 +563,7 @@ void conv2d_direct_forward(const Conv2dParams& p, const float* x, const float* w
 }
 
 void conv2d_direct_backward_weight(const Conv2dParams& p, const float* dy, const float* x,
-                                   float* dw) {
+                                   float* dw, float* db) {
   const int64_t PQ = p.P * p.Q, HW = p.H * p.W, Cg = p.Cg(), Kg = p.Kg();
   const int64_t CRS = Cg * p.R * p.S, wsize = p.K * CRS;
   const int64_t Kpad = (Kg + 15) / 16 * 16;
@@ -564,11 +571,13 @@ void conv2d_direct_backward_weight(const Conv2dParams& p, const float* dy, const
   const int64_t VB = std::clamp<int64_t>((32 * 1024 / 4) / Kpad, 16, 1024);  // dy^T chunk in L1
   const int64_t items = p.N * p.G;
   const int nt = static_cast<int>(std::min<int64_t>(num_threads(), items));
-  std::vector<float> part(size_t(nt) * size_t(wsize), 0.f);  // per thread: dW_g^T (CRS x Kg)
+  // Per thread: dW_g^T (CRS x Kg) for every group, then db (K): dy is read once, for both.
+  const int64_t psize = wsize + p.K;
+  std::vector<float> part(size_t(nt) * size_t(psize), 0.f);
   std::exception_ptr err = nullptr;
 #pragma omp parallel num_threads(nt) if (nt > 1)
   {
-    float* acc = part.data() + size_t(omp_get_thread_num()) * size_t(wsize);
+    float* acc = part.data() + size_t(omp_get_thread_num()) * size_t(psize);
 #pragma omp for schedule(static)
     for (int64_t ng = 0; ng < items; ++ng) {
       try {
@@ -578,13 +587,17 @@ void conv2d_direct_backward_weight(const Conv2dParams& p, const float* dy, const
         pad_group(p, v, x + (n * p.C + g * Cg) * HW, xp);
         const float* dyg = dy + (n * p.K + g * Kg) * PQ;
         float* accg = acc + g * Kg * CRS;
+        float* dbg = acc + wsize + g * Kg;
         for (int64_t v0 = 0; v0 < v.V; v0 += VB) {
           const int64_t nv_px = std::min(VB, v.V - v0);
           for (int64_t j = 0; j < nv_px; ++j) {  // dy^T rows of virtual pixels
             float* row = dyt + j * Kpad;
             const int64_t oh = (v0 + j) / v.Wp, ow = (v0 + j) % v.Wp;
             if (ow < p.Q)
-              for (int64_t k = 0; k < Kg; ++k) row[k] = dyg[k * PQ + oh * p.Q + ow];
+              for (int64_t k = 0; k < Kg; ++k) {
+                row[k] = dyg[k * PQ + oh * p.Q + ow];
+                dbg[k] += row[k];
+              }
             else
               for (int64_t k = 0; k < Kg; ++k) row[k] = 0.f;
             for (int64_t k = Kg; k < Kpad; ++k) row[k] = 0.f;
@@ -611,8 +624,13 @@ void conv2d_direct_backward_weight(const Conv2dParams& p, const float* dy, const
     const int64_t g = gk / Kg, k = gk % Kg;
     for (int64_t t = 0; t < CRS; ++t) {
       float s = 0.f;
-      for (int th = 0; th < nt; ++th) s += part[size_t(th) * wsize + size_t(g * Kg * CRS + t * Kg + k)];
+      for (int th = 0; th < nt; ++th) s += part[size_t(th) * psize + size_t(g * Kg * CRS + t * Kg + k)];
       dw[gk * CRS + t] = s;
+    }
+    if (db) {
+      float s = 0.f;
+      for (int th = 0; th < nt; ++th) s += part[size_t(th) * psize + size_t(wsize + gk)];
+      db[gk] = s;
     }
   });
 }
