@@ -482,6 +482,91 @@ using VFwdUkr = void (*)(int64_t, const float*, int64_t, const float*, const int
 constexpr VFwdUkr kVFwdUkr[9] = {nullptr, vfwd_ukr<1>, vfwd_ukr<2>, vfwd_ukr<3>, vfwd_ukr<4>,
                                  vfwd_ukr<5>, vfwd_ukr<6>, vfwd_ukr<7>, vfwd_ukr<8>};
 
+// Row-exact panels (Q >= 16): 48 consecutive *output* pixels, so nothing is computed for the
+// discarded columns. A 16-pixel vector spans at most two output rows; lanes on the second row
+// read the padded copy Wp - Q further on (a second masked load). BITS: which of the 3 vectors
+// cross a row.
+struct RowPanel {
+  int64_t base[3];        // virtual index of each vector's first pixel
+  __mmask16 ma[3], mb[3];  // lanes on the first row / on the next row
+  int bits;
+};
+
+template <int MR, int BITS>
+void rfwd_ukr(int64_t crs, const float* a, int64_t lda, const float* xp, const int64_t* off,
+              const RowPanel& rp, int64_t shift, float* c, int64_t ldc, int64_t n,
+              const float* bias) {
+  __m512 acc[MR][3];
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i) {
+    const __m512 init = bias ? _mm512_set1_ps(bias[i]) : _mm512_setzero_ps();
+    acc[i][0] = acc[i][1] = acc[i][2] = init;
+  }
+  const float *p0 = xp + rp.base[0], *p1 = xp + rp.base[1], *p2 = xp + rp.base[2];
+  const __mmask16 a0 = rp.ma[0], a1 = rp.ma[1], a2 = rp.ma[2];
+  const __mmask16 b0m = rp.mb[0], b1m = rp.mb[1], b2m = rp.mb[2];
+  for (int64_t k = 0; k < crs; ++k) {
+    const int64_t o = off[k];
+    // BITS 8: a full panel (no tail), where a vector on one row is a plain load.
+    constexpr bool full = BITS & 8;
+    __m512 b0 = full && !(BITS & 1) ? _mm512_loadu_ps(p0 + o) : _mm512_maskz_loadu_ps(a0, p0 + o);
+    __m512 b1 = full && !(BITS & 2) ? _mm512_loadu_ps(p1 + o) : _mm512_maskz_loadu_ps(a1, p1 + o);
+    __m512 b2 = full && !(BITS & 4) ? _mm512_loadu_ps(p2 + o) : _mm512_maskz_loadu_ps(a2, p2 + o);
+    if (BITS & 1) b0 = _mm512_mask_loadu_ps(b0, b0m, p0 + o + shift);
+    if (BITS & 2) b1 = _mm512_mask_loadu_ps(b1, b1m, p1 + o + shift);
+    if (BITS & 4) b2 = _mm512_mask_loadu_ps(b2, b2m, p2 + o + shift);
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) {
+      const __m512 ai = _mm512_set1_ps(a[i * lda + k]);
+      acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
+      acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
+      acc[i][2] = _mm512_fmadd_ps(ai, b2, acc[i][2]);
+    }
+  }
+  const __mmask16 m0 = lanes(n), m1 = lanes(n - 16), m2 = lanes(n - 32);
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i) {
+    _mm512_mask_storeu_ps(c + i * ldc, m0, acc[i][0]);
+    _mm512_mask_storeu_ps(c + i * ldc + 16, m1, acc[i][1]);
+    _mm512_mask_storeu_ps(c + i * ldc + 32, m2, acc[i][2]);
+  }
+}
+
+using RFwdUkr = void (*)(int64_t, const float*, int64_t, const float*, const int64_t*,
+                         const RowPanel&, int64_t, float*, int64_t, int64_t, const float*);
+template <int MR, int... B>
+constexpr std::array<RFwdUkr, 16> rfwd_row(std::integer_sequence<int, B...>) {
+  return {rfwd_ukr<MR, B>...};
+}
+template <int MR>
+constexpr std::array<RFwdUkr, 16> rfwd_row() {
+  return rfwd_row<MR>(std::make_integer_sequence<int, 16>());
+}
+constexpr std::array<std::array<RFwdUkr, 16>, 9> kRFwd = {
+    std::array<RFwdUkr, 16>{}, rfwd_row<1>(), rfwd_row<2>(), rfwd_row<3>(), rfwd_row<4>(),
+    rfwd_row<5>(), rfwd_row<6>(), rfwd_row<7>(), rfwd_row<8>()};
+
+std::vector<RowPanel> row_panels(const Conv2dParams& p, int64_t Wp) {
+  const int64_t PQ = p.P * p.Q;
+  std::vector<RowPanel> out;
+  for (int64_t p0 = 0; p0 < PQ; p0 += 48) {
+    RowPanel rp{};
+    for (int v = 0; v < 3; ++v) {
+      const int64_t q0 = p0 + 16 * v;
+      const int64_t n = std::clamp<int64_t>(PQ - q0, 0, 16);
+      const int64_t oh = q0 / p.Q, ow = q0 % p.Q;
+      rp.base[v] = n > 0 ? oh * Wp + ow : 0;
+      const int64_t first = std::min(n, p.Q - ow);  // lanes on row oh
+      rp.ma[v] = lanes(first);
+      rp.mb[v] = __mmask16(lanes(n) & ~lanes(first));
+      if (rp.mb[v]) rp.bits |= 1 << v;
+    }
+    if (p0 + 48 <= PQ) rp.bits |= 8;
+    out.push_back(rp);
+  }
+  return out;
+}
+
 // C[MR x 16*NV] += sum over np pixels of A_i[v] * B[v][:], A_i = a + off[i] (broadcast rows).
 template <int NV, int MR>
 inline void vdw_ukr(int64_t np, const float* a, const int64_t* off, const float* b, int64_t ldb,
@@ -543,12 +628,31 @@ void conv2d_direct_forward(const Conv2dParams& p, const float* x, const float* w
   // Pixel chunks: the rows a chunk reads (with the R-1 halo) stay in L2 across the weight panels.
   const int64_t rows = std::max<int64_t>(1, (128 * 1024 / 4) / (Cg * v.Wp) - p.dil_h * (p.R - 1));
   const int64_t chunk = std::max<int64_t>(1, rows * v.Wp / 48);
+  // Rows of at least 16 pixels: row-exact panels (no discarded columns computed).
+  const std::vector<RowPanel> rows_exact = p.Q >= 16 ? row_panels(p, v.Wp) : std::vector<RowPanel>();
   parallel_for(p.N * p.G, [&](int64_t ng) {
     const int64_t g = ng % p.G, n = ng / p.G;
     float* xp = thread_scratch<float>(size_t(Cg * v.plane + 64), kSlotCol);
     pad_group(p, v, x + (n * p.C + g * Cg) * HW, xp);
     const float* wg = w + g * Kg * CRS;
     float* yg = y + (n * p.K + g * Kg) * PQ;
+    if (!rows_exact.empty()) {
+      const int64_t np = int64_t(rows_exact.size()), rchunk = std::max<int64_t>(1, rows * p.Q / 48);
+      for (int64_t j0 = 0; j0 < np; j0 += rchunk) {
+        const int64_t j1 = std::min(np, j0 + rchunk);
+        for (int64_t k0 = 0; k0 < Kg; k0 += 8) {
+          const int mr = static_cast<int>(std::min<int64_t>(8, Kg - k0));
+          const float* bias = b ? b + g * Kg + k0 : nullptr;
+          for (int64_t j = j0; j < j1; ++j) {
+            const RowPanel& rp = rows_exact[size_t(j)];
+            kRFwd[size_t(mr)][size_t(rp.bits)](CRS, wg + k0 * CRS, CRS, xp, v.off.data(), rp,
+                                               v.Wp - p.Q, yg + k0 * PQ + j * 48, PQ,
+                                               std::min<int64_t>(48, PQ - j * 48), bias);
+          }
+        }
+      }
+      return;
+    }
     for (int64_t j0 = 0; j0 < v.npanels; j0 += chunk) {
       const int64_t j1 = std::min(v.npanels, j0 + chunk);
       for (int64_t k0 = 0; k0 < Kg; k0 += 8) {
