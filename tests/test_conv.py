@@ -37,6 +37,8 @@ CASES = [
     ((8, 6, 7, 8), (70, 3, 3, 2), {"groups": 2, "padding": "same", "dilation": (2, 1)}),
     ((6, 20, 5, 6), (16, 20, 5, 5), {"padding": 2}),
     ((5, 9, 3, 50), (67, 9, 1, 3), {"padding": (0, 1)}),
+    ((4, 3, 20, 17), (5, 3, 3, 3), {"padding": 1}),                       # rows >= 16: row-exact
+    ((4, 4, 9, 20), (6, 2, 3, 3), {"groups": 2, "padding": (1, 0), "dilation": (2, 1)}),
 ]
 ALGOS = ["auto", "gemm", "small", "depthwise"]
 

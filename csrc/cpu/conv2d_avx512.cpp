@@ -567,10 +567,55 @@ std::vector<RowPanel> row_panels(const Conv2dParams& p, int64_t Wp) {
   return out;
 }
 
+// In-register 16 x 16 transpose (unpack ps, unpack pd, two rounds of 128-bit lane shuffles).
+inline void transpose16(__m512 (&r)[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+  }
+  auto lo = [](__m512 a, __m512 b) {
+    return _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(a), _mm512_castps_pd(b)));
+  };
+  auto hi = [](__m512 a, __m512 b) {
+    return _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(a), _mm512_castps_pd(b)));
+  };
+  for (int i = 0; i < 16; i += 4) {
+    r[i] = lo(t[i], t[i + 2]);
+    r[i + 1] = hi(t[i], t[i + 2]);
+    r[i + 2] = lo(t[i + 1], t[i + 3]);
+    r[i + 3] = hi(t[i + 1], t[i + 3]);
+  }
+  for (int i = 0; i < 4; ++i) {
+    t[i] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0x88);
+    t[i + 4] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0xdd);
+    t[i + 8] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0x88);
+    t[i + 12] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0xdd);
+  }
+  for (int i = 0; i < 8; ++i) {
+    r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
+    r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xdd);
+  }
+}
+
+// dyt[j][k] = src[k*ld + j] for j < np (<= 16), k < nk (<= 16); dbv += the column sums.
+inline void transpose_block(const float* src, int64_t ld, int64_t nk, int64_t np, float* dyt,
+                            int64_t ldt, __m512& dbv) {
+  __m512 r[16];
+  const __mmask16 mp = lanes(np);
+  for (int i = 0; i < 16; ++i)
+    r[i] = i < nk ? _mm512_maskz_loadu_ps(mp, src + i * ld) : _mm512_setzero_ps();
+  transpose16(r);
+  for (int j = 0; j < np; ++j) {  // all 16 columns: those past nk are zeros (dyt's padding)
+    _mm512_storeu_ps(dyt + j * ldt, r[j]);
+    dbv = _mm512_add_ps(dbv, r[j]);
+  }
+}
+
 // C[MR x 16*NV] += sum over np pixels of A_i[v] * B[v][:], A_i = a + off[i] (broadcast rows).
 template <int NV, int MR>
-inline void vdw_ukr(int64_t np, const float* a, const int64_t* off, const float* b, int64_t ldb,
-                    float* c, int64_t ldc, int64_t n) {
+inline void vdw_ukr(int64_t np, const float* a, const int64_t* off, const int64_t* pix,
+                    const float* b, int64_t ldb, float* c, int64_t ldc, int64_t n) {
   __m512 acc[MR][NV];
   const float* ap[MR];
 #pragma GCC unroll 12
@@ -583,9 +628,10 @@ inline void vdw_ukr(int64_t np, const float* a, const int64_t* off, const float*
     __m512 bv[NV];
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) bv[v] = _mm512_load_ps(b + 16 * v);
+    const int64_t pk = pix[k];
 #pragma GCC unroll 12
     for (int i = 0; i < MR; ++i) {
-      const __m512 ai = _mm512_set1_ps(ap[i][k]);
+      const __m512 ai = _mm512_set1_ps(ap[i][pk]);
 #pragma GCC unroll 4
       for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_fmadd_ps(ai, bv[v], acc[i][v]);
     }
@@ -603,7 +649,8 @@ inline void vdw_ukr(int64_t np, const float* a, const int64_t* off, const float*
 
 template <int NV, int... I>
 constexpr auto vdw_row(std::integer_sequence<int, I...>) {
-  using Fn = void (*)(int64_t, const float*, const int64_t*, const float*, int64_t, float*, int64_t, int64_t);
+  using Fn = void (*)(int64_t, const float*, const int64_t*, const int64_t*, const float*, int64_t,
+                     float*, int64_t, int64_t);
   return std::array<Fn, 13>{nullptr, (I + 1 <= dw_mr(NV) ? &vdw_ukr<NV, (I + 1 <= dw_mr(NV) ? I + 1 : 1)> : nullptr)...};
 }
 constexpr auto kVDw1 = vdw_row<1>(std::make_integer_sequence<int, 12>());
@@ -673,6 +720,10 @@ void conv2d_direct_backward_weight(const Conv2dParams& p, const float* dy, const
   const int64_t Kpad = (Kg + 15) / 16 * 16;
   const Virtual v = make_virtual(p);
   const int64_t VB = std::clamp<int64_t>((32 * 1024 / 4) / Kpad, 16, 1024);  // dy^T chunk in L1
+  // Output pixel -> its virtual index in the padded copy (the broadcast taps skip the discarded
+  // columns, so no FLOP is wasted).
+  std::vector<int64_t> pix(static_cast<size_t>(PQ));
+  for (int64_t q = 0; q < PQ; ++q) pix[size_t(q)] = (q / p.Q) * v.Wp + q % p.Q;
   const int64_t items = p.N * p.G;
   const int nt = static_cast<int>(std::min<int64_t>(num_threads(), items));
   // Per thread: dW_g^T (CRS x Kg) for every group, then db (K): dy is read once, for both.
@@ -692,19 +743,15 @@ void conv2d_direct_backward_weight(const Conv2dParams& p, const float* dy, const
         const float* dyg = dy + (n * p.K + g * Kg) * PQ;
         float* accg = acc + g * Kg * CRS;
         float* dbg = acc + wsize + g * Kg;
-        for (int64_t v0 = 0; v0 < v.V; v0 += VB) {
-          const int64_t nv_px = std::min(VB, v.V - v0);
-          for (int64_t j = 0; j < nv_px; ++j) {  // dy^T rows of virtual pixels
-            float* row = dyt + j * Kpad;
-            const int64_t oh = (v0 + j) / v.Wp, ow = (v0 + j) % v.Wp;
-            if (ow < p.Q)
-              for (int64_t k = 0; k < Kg; ++k) {
-                row[k] = dyg[k * PQ + oh * p.Q + ow];
-                dbg[k] += row[k];
-              }
-            else
-              for (int64_t k = 0; k < Kg; ++k) row[k] = 0.f;
-            for (int64_t k = Kg; k < Kpad; ++k) row[k] = 0.f;
+        for (int64_t v0 = 0; v0 < PQ; v0 += VB) {  // output pixels, in chunks
+          const int64_t nv_px = std::min(VB, PQ - v0);
+          for (int64_t k = 0; k < Kpad; k += 16) {  // dy^T (pixels x Kpad) and db, 16 x 16
+            __m512 dbv = _mm512_setzero_ps();
+            for (int64_t j = 0; j < nv_px; j += 16)
+              transpose_block(dyg + k * PQ + v0 + j, PQ, std::min<int64_t>(16, Kg - k),
+                              std::min<int64_t>(16, nv_px - j), dyt + j * Kpad + k, Kpad, dbv);
+            const __mmask16 mk = lanes(Kg - k);
+            _mm512_mask_storeu_ps(dbg + k, mk, _mm512_add_ps(_mm512_maskz_loadu_ps(mk, dbg + k), dbv));
           }
           for (int64_t j0 = 0; j0 < Kg; j0 += 64) {
             const int64_t nc = std::min<int64_t>(64, Kg - j0);
@@ -713,7 +760,8 @@ void conv2d_direct_backward_weight(const Conv2dParams& p, const float* dy, const
             const int64_t MR = dw_mr(nvec);
             for (int64_t i0 = 0; i0 < CRS; i0 += MR) {
               const int mr = static_cast<int>(std::min<int64_t>(MR, CRS - i0));
-              row[mr](nv_px, xp + v0, v.off.data() + i0, dyt + j0, Kpad, accg + i0 * Kg + j0, Kg, nc);
+              row[mr](nv_px, xp, v.off.data() + i0, pix.data() + v0, dyt + j0, Kpad,
+                      accg + i0 * Kg + j0, Kg, nc);
             }
           }
         }
