@@ -76,9 +76,16 @@ template <typename T>
 bool backward_data_as_forward(const Conv2dParams& p, const T* dy, const T* w, T* dx) {
 #if defined(BM_X86)
   if constexpr (std::is_same<T, float>::value) {
-    if (active_isa() != Isa::avx512 || p.stride_h != 1 || p.stride_w != 1 ||
-        p.pad_h > p.dil_h * (p.R - 1) || p.pad_w > p.dil_w * (p.S - 1))
-      return false;
+    if (active_isa() != Isa::avx512 || p.stride_h != 1 || p.stride_w != 1) return false;
+    // The scatter form keeps a padded dx and dy in virtual rows per image: good while both fit
+    // in L2 (MNIST-sized maps); larger maps (ResNet 56x56) run faster as a forward conv.
+    const int64_t Hp = p.P + p.dil_h * (p.R - 1), Wp = p.Q + p.dil_w * (p.S - 1);
+    const int64_t bytes = 4 * (p.Cg() * Hp * Wp + p.Kg() * (p.P * Wp + 48));
+    if (avx512::conv2d_direct_applies(p) && bytes <= 512 * 1024) {
+      avx512::conv2d_direct_backward_data(p, dy, w, dx);
+      return true;
+    }
+    if (p.pad_h > p.dil_h * (p.R - 1) || p.pad_w > p.dil_w * (p.S - 1)) return false;
     const int64_t Cg = p.Cg(), Kg = p.Kg(), RS = p.R * p.S;
     std::vector<float> wt(size_t(p.K * Cg * RS));
     for (int64_t g = 0; g < p.G; ++g)

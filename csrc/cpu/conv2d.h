@@ -67,6 +67,8 @@ void conv2d_direct_forward(const Conv2dParams& p, const float* x, const float* w
                            float* y);
 void conv2d_direct_backward_weight(const Conv2dParams& p, const float* dy, const float* x,
                                    float* dw, float* db);
+void conv2d_direct_backward_data(const Conv2dParams& p, const float* dy, const float* w,
+                                 float* dx);
 }  // namespace avx512
 
 }  // namespace bm

@@ -658,6 +658,39 @@ constexpr auto kVDw2 = vdw_row<2>(std::make_integer_sequence<int, 12>());
 constexpr auto kVDw3 = vdw_row<3>(std::make_integer_sequence<int, 12>());
 constexpr auto kVDw4 = vdw_row<4>(std::make_integer_sequence<int, 12>());
 
+// dx, stride 1: the tile of im2col gradients, W^T (MR taps x Kg) * dy (Kg x 48 virtual pixels),
+// is added straight into the padded dx at each tap's offset (the adjoint of the forward's
+// loads). dy in virtual-pixel rows is the vector operand: its 48-pixel panel (Kg x 48) stays in
+// L1 while all the taps' weight panels stream by.
+template <int MR>
+void dxs_ukr(int64_t kg, const float* a, int64_t lda, const float* b, int64_t ldb, float* dst,
+             const int64_t* off) {
+  __m512 acc[MR][3];
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = acc[i][2] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < kg; ++k) {
+    const __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16), b2 = _mm512_load_ps(b + 32);
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) {
+      const __m512 ai = _mm512_set1_ps(a[k * lda + i]);
+      acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
+      acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
+      acc[i][2] = _mm512_fmadd_ps(ai, b2, acc[i][2]);
+    }
+    b += ldb;
+  }
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i) {
+    float* d = dst + off[i];
+    _mm512_storeu_ps(d, _mm512_add_ps(_mm512_loadu_ps(d), acc[i][0]));
+    _mm512_storeu_ps(d + 16, _mm512_add_ps(_mm512_loadu_ps(d + 16), acc[i][1]));
+    _mm512_storeu_ps(d + 32, _mm512_add_ps(_mm512_loadu_ps(d + 32), acc[i][2]));
+  }
+}
+using DxsUkr = void (*)(int64_t, const float*, int64_t, const float*, int64_t, float*, const int64_t*);
+constexpr DxsUkr kDxs[9] = {nullptr, dxs_ukr<1>, dxs_ukr<2>, dxs_ukr<3>, dxs_ukr<4>,
+                            dxs_ukr<5>, dxs_ukr<6>, dxs_ukr<7>, dxs_ukr<8>};
+
 }  // namespace
 
 bool conv2d_direct_applies(const Conv2dParams& p) {
@@ -784,6 +817,39 @@ void conv2d_direct_backward_weight(const Conv2dParams& p, const float* dy, const
       for (int th = 0; th < nt; ++th) s += part[size_t(th) * psize + size_t(wsize + gk)];
       db[gk] = s;
     }
+  });
+}
+
+void conv2d_direct_backward_data(const Conv2dParams& p, const float* dy, const float* w,
+                                 float* dx) {
+  const int64_t PQ = p.P * p.Q, HW = p.H * p.W, Cg = p.Cg(), Kg = p.Kg();
+  const int64_t CRS = Cg * p.R * p.S;
+  const Virtual v = make_virtual(p);
+  const int64_t Vpad = v.npanels * 48;
+  parallel_for(p.N * p.G, [&](int64_t ng) {
+    const int64_t g = ng % p.G, n = ng / p.G;
+    float* dxp = thread_scratch<float>(size_t(Cg * v.plane + 64), kSlotCol);
+    float* dyv = thread_scratch<float>(size_t(Kg * Vpad), kSlotCol + 1);
+    std::fill(dxp, dxp + Cg * v.plane + 64, 0.f);
+    const float* dyg = dy + (n * p.K + g * Kg) * PQ;
+    for (int64_t k = 0; k < Kg; ++k) {  // dy in virtual-pixel rows, zeros in the discarded columns
+      float* row = dyv + k * Vpad;
+      std::fill(row, row + Vpad, 0.f);
+      for (int64_t oh = 0; oh < p.P; ++oh)
+        std::copy(dyg + k * PQ + oh * p.Q, dyg + k * PQ + (oh + 1) * p.Q, row + oh * v.Wp);
+    }
+    const float* wg = w + g * Kg * CRS;
+    for (int64_t j = 0; j < v.npanels; ++j)
+      for (int64_t i0 = 0; i0 < CRS; i0 += 8) {
+        const int mr = static_cast<int>(std::min<int64_t>(8, CRS - i0));
+        kDxs[mr](Kg, wg + i0, CRS, dyv + j * 48, Vpad, dxp + j * 48, v.off.data() + i0);
+      }
+    float* dxg = dx + (n * p.C + g * Cg) * HW;
+    for (int64_t c = 0; c < Cg; ++c)
+      for (int64_t ih = 0; ih < p.H; ++ih) {
+        const float* src = dxp + c * v.plane + (ih + p.pad_h) * v.Wp + p.pad_w;
+        std::copy(src, src + p.W, dxg + (c * p.H + ih) * p.W);
+      }
   });
 }
 
