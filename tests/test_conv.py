@@ -40,7 +40,7 @@ CASES = [
     ((4, 3, 20, 17), (5, 3, 3, 3), {"padding": 1}),                       # rows >= 16: row-exact
     ((4, 4, 9, 20), (6, 2, 3, 3), {"groups": 2, "padding": (1, 0), "dilation": (2, 1)}),
     ((4, 5, 11, 12), (7, 5, 3, 2), {"padding": (2, 1), "dilation": (1, 3)}),  # dx scatter form
-    ((4, 64, 30, 30), (4, 64, 3, 3), {"padding": 1}),                    # dx as a forward conv
+    ((4, 128, 30, 30), (4, 128, 3, 3), {"padding": 1}),                  # dx as a forward conv
 ]
 ALGOS = ["auto", "gemm", "small", "depthwise"]
 
