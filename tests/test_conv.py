@@ -233,3 +233,23 @@ def test_native_checks_sizes_again():
     with pytest.raises(TypeError):
         _core.conv2d_forward(x, w.astype(np.float64), None, np.empty((2, 4, 6, 6), np.float32),
                              (1, 1), (0, 0), (1, 1), 1)
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_conv2d_thread_counts(rng, threads):
+    """Path choice depends on images per thread (the AVX-512 stride-1 kernels need >= 2 each):
+    run the batch-8 shapes with 1 and 3 threads so both sides of that choice are covered."""
+    import bigmodel
+    before = bigmodel.get_num_threads()
+    bigmodel.set_num_threads(threads)
+    try:
+        for xs, ws, kw in CASES[-9:]:
+            x, w, b = _data(rng, xs, ws, np.float32)
+            y = ops.conv2d(x, w, b, algo="gemm", **kw)
+            assert rel_err(y, reference.conv2d(x, w, b, **kw)) <= 1e-5
+            dy = rng.standard_normal(y.shape).astype(np.float32)
+            got = ops.conv2d_backward(dy, x, w, algo="gemm", **kw)
+            for g, r in zip(got, reference.conv2d_backward(dy, x, w, **kw)):
+                assert rel_err(g, r) <= 4e-5
+    finally:
+        bigmodel.set_num_threads(before)
