@@ -1,7 +1,9 @@
-// AVX-512 kernels of the conv2d "small" variant (groups 1, C*R*S <= 27: first layers such as
-// MNIST's 1->32 3x3 or RGB 3->64 3x3), float32.
+// AVX-512 conv2d kernels, float32 (variants and when each runs: conv2d.h):
+//   1. the "small" variant (groups 1, C*R*S <= 27: MNIST's 1->32 3x3, RGB 3->64 3x3);
+//   2. the gemm variant on im2col tiles (any stride), unpacked micro-kernels;
+//   3. the gemm variant at stride 1 without im2col ("virtual pixels").
 //
-// Forward: for 16 output pixels, the C*R*S im2col taps are loaded once into zmm registers; every
+// 1. Forward: for 16 output pixels, the C*R*S im2col taps are loaded once into zmm registers; every
 // output channel is then C*R*S broadcast-FMAs away, KB channels at a time so that KB independent
 // FMA chains hide the 4-cycle latency. The kernel is compute-bound on registers (no reload of the
 // input per channel) and writes each output once.
