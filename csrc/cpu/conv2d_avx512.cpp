@@ -669,7 +669,15 @@ void dxs_ukr(int64_t kg, const float* a, int64_t lda, const float* b, int64_t ld
              const int64_t* off) {
   __m512 acc[MR][3];
 #pragma GCC unroll 8
-  for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = acc[i][2] = _mm512_setzero_ps();
+  for (int i = 0; i < MR; ++i) {
+    acc[i][0] = acc[i][1] = acc[i][2] = _mm512_setzero_ps();
+    // The destination rows are read-modified-written at the end: fetch them meanwhile.
+    const char* d = reinterpret_cast<const char*>(dst + off[i]);
+    _mm_prefetch(d, _MM_HINT_T0);
+    _mm_prefetch(d + 64, _MM_HINT_T0);
+    _mm_prefetch(d + 128, _MM_HINT_T0);
+    _mm_prefetch(d + 188, _MM_HINT_T0);
+  }
   for (int64_t k = 0; k < kg; ++k) {
     const __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16), b2 = _mm512_load_ps(b + 32);
 #pragma GCC unroll 8
