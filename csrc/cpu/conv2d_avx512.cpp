@@ -762,7 +762,8 @@ void conv2d_direct_backward_weight(const Conv2dParams& p, const float* dy, const
   const int64_t CRS = Cg * p.R * p.S, wsize = p.K * CRS;
   const int64_t Kpad = (Kg + 15) / 16 * 16;
   const Virtual v = make_virtual(p);
-  const int64_t VB = std::clamp<int64_t>((32 * 1024 / 4) / Kpad, 16, 1024);  // dy^T chunk in L1
+  // dy^T chunk: 128 KiB (L2; streamed in order). 32 KiB (L1) measured 0-6% slower for dW.
+  const int64_t VB = std::clamp<int64_t>((128 * 1024 / 4) / Kpad / 16 * 16, 16, 4096);
   // Output pixel -> its virtual index in the padded copy (the broadcast taps skip the discarded
   // columns, so no FLOP is wasted).
   std::vector<int64_t> pix(static_cast<size_t>(PQ));
