@@ -29,6 +29,18 @@ CASES = [
     ((1, 2, 5, 4), (3, 2, 5, 4), {}),                                     # kernel = input
     ((2, 17, 23, 29), (19, 17, 3, 3), {"padding": 1}),                    # several tiles
     ((1, 40, 30, 31), (33, 40, 3, 3), {"padding": 1, "stride": (1, 2)}),  # CRS 360, tiles
+    ((2, 5, 9, 10), (80, 5, 3, 3), {"padding": 1}),                       # K > 64: 2 dW chunks
+    ((1, 4, 12, 12), (4, 4, 3, 3), {"padding": 3, "dilation": 2}),        # pad > d*(R-1)/2
+    ((1, 4, 9, 9), (6, 4, 3, 3), {"padding": 3}),                         # pad > R-1: dx via gemm
+    # batches large enough for the AVX-512 stride-1 path without im2col ("virtual pixels")
+    ((8, 7, 10, 9), (9, 7, 3, 3), {"padding": (1, 2)}),
+    ((8, 6, 7, 8), (70, 3, 3, 2), {"groups": 2, "padding": "same", "dilation": (2, 1)}),
+    ((6, 20, 5, 6), (16, 20, 5, 5), {"padding": 2}),
+    ((5, 9, 3, 50), (67, 9, 1, 3), {"padding": (0, 1)}),
+    ((4, 3, 20, 17), (5, 3, 3, 3), {"padding": 1}),                       # rows >= 16: row-exact
+    ((4, 4, 9, 20), (6, 2, 3, 3), {"groups": 2, "padding": (1, 0), "dilation": (2, 1)}),
+    ((4, 5, 11, 12), (7, 5, 3, 2), {"padding": (2, 1), "dilation": (1, 3)}),  # dx scatter form
+    ((4, 128, 30, 30), (4, 128, 3, 3), {"padding": 1}),                  # dx as a forward conv
 ]
 ALGOS = ["auto", "gemm", "small", "depthwise"]
 
@@ -221,3 +233,23 @@ def test_native_checks_sizes_again():
     with pytest.raises(TypeError):
         _core.conv2d_forward(x, w.astype(np.float64), None, np.empty((2, 4, 6, 6), np.float32),
                              (1, 1), (0, 0), (1, 1), 1)
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_conv2d_thread_counts(rng, threads):
+    """Path choice depends on images per thread (the AVX-512 stride-1 kernels need >= 2 each):
+    run the batch-8 shapes with 1 and 3 threads so both sides of that choice are covered."""
+    import bigmodel
+    before = bigmodel.get_num_threads()
+    bigmodel.set_num_threads(threads)
+    try:
+        for xs, ws, kw in CASES[-9:]:
+            x, w, b = _data(rng, xs, ws, np.float32)
+            y = ops.conv2d(x, w, b, algo="gemm", **kw)
+            assert rel_err(y, reference.conv2d(x, w, b, **kw)) <= 1e-5
+            dy = rng.standard_normal(y.shape).astype(np.float32)
+            got = ops.conv2d_backward(dy, x, w, algo="gemm", **kw)
+            for g, r in zip(got, reference.conv2d_backward(dy, x, w, **kw)):
+                assert rel_err(g, r) <= 4e-5
+    finally:
+        bigmodel.set_num_threads(before)

@@ -25,6 +25,8 @@ CASES = [
     ((2, 3, 11, 13), (3, 2), (2, 3), (1, 0), False),
     ((1, 3, 5, 5), 5, 1, 2, False),            # padding = half the kernel
     ((2, 4, 31, 37), 2, 2, 0, False),          # prime sizes, 2x2 fast path with tails
+    ((2, 3, 8, 10), 3, 2, 1, False),           # output = half the input, windows not 2x2
+    ((1, 2, 6, 70), (2, 3), 2, (0, 1), False),  # half size, 2x3 windows: backward falls back
 ]
 
 

@@ -76,9 +76,16 @@ template <typename T>
 bool backward_data_as_forward(const Conv2dParams& p, const T* dy, const T* w, T* dx) {
 #if defined(BM_X86)
   if constexpr (std::is_same<T, float>::value) {
-    if (active_isa() != Isa::avx512 || p.stride_h != 1 || p.stride_w != 1 ||
-        p.pad_h > p.dil_h * (p.R - 1) || p.pad_w > p.dil_w * (p.S - 1))
-      return false;
+    if (active_isa() != Isa::avx512 || p.stride_h != 1 || p.stride_w != 1) return false;
+    // The scatter form keeps a padded dx and dy in virtual rows per image: good while both fit
+    // in L2 (MNIST-sized maps); larger maps (ResNet 56x56) run faster as a forward conv.
+    const int64_t Hp = p.P + p.dil_h * (p.R - 1), Wp = p.Q + p.dil_w * (p.S - 1);
+    const int64_t bytes = 4 * (p.Cg() * Hp * Wp + p.Kg() * (p.P * Wp + 48));
+    if (avx512::conv2d_direct_applies(p) && bytes <= 512 * 1024) {
+      avx512::conv2d_direct_backward_data(p, dy, w, dx);
+      return true;
+    }
+    if (p.pad_h > p.dil_h * (p.R - 1) || p.pad_w > p.dil_w * (p.S - 1)) return false;
     const int64_t Cg = p.Cg(), Kg = p.Kg(), RS = p.R * p.S;
     std::vector<float> wt(size_t(p.K * Cg * RS));
     for (int64_t g = 0; g < p.G; ++g)
@@ -139,11 +146,12 @@ inline double tile_fill(int64_t M, int64_t N) {
   return double(M) * double(N) / (m * n);
 }
 
+// Returns true when db was computed too (the AVX-512 stride-1 kernel reads dy once for both).
 template <typename T>
-void backward_weight_gemm(const Conv2dParams& p, const T* dy, const T* x, T* dw) {
+bool backward_weight_gemm(const Conv2dParams& p, const T* dy, const T* x, T* dw, T* db) {
 #if defined(BM_X86)
   if constexpr (std::is_same<T, float>::value)
-    if (active_isa() == Isa::avx512) return avx512::conv2d_gemm_backward_weight(p, dy, x, dw);
+    if (active_isa() == Isa::avx512) return avx512::conv2d_gemm_backward_weight(p, dy, x, dw, db);
 #endif
   const int64_t PQ = p.P * p.Q, HW = p.H * p.W, Cg = p.Cg(), Kg = p.Kg();
   const int64_t CRS = Cg * p.R * p.S, wsize = p.K * CRS;
@@ -197,6 +205,7 @@ void backward_weight_gemm(const Conv2dParams& p, const T* dy, const T* x, T* dw)
       dw[i] = s;
     }
   });
+  return false;
 }
 
 // ---- depthwise variant (C/G == 1) ---------------------------------------------------------------
@@ -475,12 +484,16 @@ void conv2d_backward_weight(const Conv2dParams& p, const T* dy, const T* x, T* d
       case 2:
 #if defined(BM_X86)
         if constexpr (std::is_same<T, float>::value)
-          if (use_avx512_float() && avx512::conv2d_small_backward_weight(p, dy, x, dw)) break;
+          if (use_avx512_float() && avx512::conv2d_small_backward_weight(p, dy, x, dw, db)) {
+            db = nullptr;  // done on the way
+            break;
+          }
 #endif
         backward_weight_small(p, dy, x, dw);
         break;
       case 3: backward_weight_depthwise(p, dy, x, dw); break;
-      default: backward_weight_gemm(p, dy, x, dw);
+      default:
+        if (backward_weight_gemm(p, dy, x, dw, db)) db = nullptr;
     }
   }
   if (db) backward_bias(p, dy, db);

@@ -5,6 +5,8 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <memory>
+#include <vector>
 #include <type_traits>
 
 #include "common/check.h"
@@ -96,7 +98,18 @@ void maxpool2d_backward(const Pool2dParams& p, const T* dy, const int64_t* indic
   BM_CHECK(p.N >= 0 && p.C >= 0 && p.H > 0 && p.W > 0 && p.P > 0 && p.Q > 0,
            "max_pool2d_backward: sizes must be positive");
   const int64_t HW = p.H * p.W, PQ = p.P * p.Q;
+  std::vector<char> done;  // planes the 2x2 kernel finished
+#if defined(BM_X86)
+  if constexpr (std::is_same<T, float>::value) {
+    if (avx512_active()) {
+      std::unique_ptr<bool[]> ok(new bool[size_t(p.N * p.C)]());
+      if (avx512::maxpool2d_2x2_backward(p, dy, indices, dx, ok.get()))
+        done.assign(ok.get(), ok.get() + p.N * p.C);
+    }
+  }
+#endif
   parallel_for(p.N * p.C, [&](int64_t plane) {
+    if (!done.empty() && done[size_t(plane)]) return;
     T* dxp = dx + plane * HW;
     const T* dyp = dy + plane * PQ;
     const int64_t* ip = indices + plane * PQ;

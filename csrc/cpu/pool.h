@@ -48,6 +48,10 @@ namespace avx512 {
 bool maxpool2d_2x2_forward(const Pool2dParams& p, const float* x, float* y, int64_t* indices);
 bool avgpool2d_2x2_forward(const Pool2dParams& p, const float* x, float* y);
 bool avgpool2d_2x2_backward(const Pool2dParams& p, const float* dy, float* dx);
+// Max backward for P = H/2, Q = W/2: writes dx once per 2x2 block when every index of a plane
+// lies in its 2x2 block; plane_ok[plane] = false where not (that plane is left for the caller).
+bool maxpool2d_2x2_backward(const Pool2dParams& p, const float* dy, const int64_t* indices,
+                            float* dx, bool* plane_ok);
 }  // namespace avx512
 
 }  // namespace bm

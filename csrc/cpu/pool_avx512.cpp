@@ -135,5 +135,66 @@ bool avgpool2d_2x2_backward(const Pool2dParams& p, const float* dy, float* dx) {
   return true;
 }
 
+// Max backward when the output is half the input (P = H/2, Q = W/2): indices almost surely come
+// from 2x2 stride-2 windows, so each dx 2x2 block is written once (dy where the index points,
+// zeros elsewhere) instead of zeroing dx and scattering. Every index is checked against its
+// block; a plane with any other index is redone by the generic scatter (the caller's fallback).
+bool maxpool2d_2x2_backward(const Pool2dParams& p, const float* dy, const int64_t* indices,
+                            float* dx, bool* plane_ok) {
+  if (!(p.P == p.H / 2 && p.Q == p.W / 2 && p.W < (int64_t(1) << 29))) return false;
+  const int64_t HW = p.H * p.W, PQ = p.P * p.Q, W = p.W, Q = p.Q;
+  const __m512i iota2 = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i ilo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+  const __m512i ihi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+  parallel_for(p.N * p.C, [&](int64_t plane) {
+    float* dxp = dx + plane * HW;
+    const float* dyp = dy + plane * PQ;
+    const int64_t* ip = indices + plane * PQ;
+    bool ok = true;
+    for (int64_t oh = 0; oh < p.P; ++oh) {
+      float* r0 = dxp + 2 * oh * W;
+      for (int64_t ow = 0; ow < Q; ow += 16) {
+        const int64_t n = std::min<int64_t>(16, Q - ow);
+        const __mmask16 m = mask16(n);
+        // rel = index - (2*oh*W + 2*ow + 2*lane): one of 0, 1, W, W+1 for a 2x2 window.
+        const __m512i base = _mm512_set1_epi64(2 * oh * W);
+        const __m512i i0 = _mm512_sub_epi64(_mm512_maskz_loadu_epi64(__mmask8(m), ip + oh * Q + ow), base);
+        const __m512i i1 = _mm512_sub_epi64(_mm512_maskz_loadu_epi64(__mmask8(m >> 8), ip + oh * Q + ow + 8), base);
+        // Indices outside [0, 2^31) relative to the row pair cannot be in the window: check
+        // before narrowing to int32.
+        const __m512i lim = _mm512_set1_epi64(int64_t(2) * W + 2 * Q + 2);
+        if ((_mm512_cmpge_epu64_mask(i0, lim) & __mmask8(m)) || (_mm512_cmpge_epu64_mask(i1, lim) & __mmask8(m >> 8))) {
+          ok = false;
+          break;
+        }
+        const __m512i rel32 = _mm512_sub_epi32(
+            _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi64_epi32(i0)), _mm512_cvtepi64_epi32(i1), 1),
+            _mm512_add_epi32(iota2, _mm512_set1_epi32(int32_t(2 * ow))));
+        const __mmask16 k00 = _mm512_cmpeq_epi32_mask(rel32, _mm512_setzero_si512()) & m;
+        const __mmask16 k01 = _mm512_cmpeq_epi32_mask(rel32, _mm512_set1_epi32(1)) & m;
+        const __mmask16 k10 = _mm512_cmpeq_epi32_mask(rel32, _mm512_set1_epi32(int32_t(W))) & m;
+        const __mmask16 k11 = _mm512_cmpeq_epi32_mask(rel32, _mm512_set1_epi32(int32_t(W + 1))) & m;
+        if (__mmask16(k00 | k01 | k10 | k11) != m) {
+          ok = false;
+          break;
+        }
+        const __m512 g = _mm512_maskz_loadu_ps(m, dyp + oh * Q + ow);
+        const __m512 e0 = _mm512_maskz_mov_ps(k00, g), o0 = _mm512_maskz_mov_ps(k01, g);
+        const __m512 e1 = _mm512_maskz_mov_ps(k10, g), o1 = _mm512_maskz_mov_ps(k11, g);
+        const __mmask16 ma = mask16(2 * n), mb = mask16(2 * n - 16);
+        _mm512_mask_storeu_ps(r0 + 2 * ow, ma, _mm512_permutex2var_ps(e0, ilo, o0));
+        _mm512_mask_storeu_ps(r0 + 2 * ow + 16, mb, _mm512_permutex2var_ps(e0, ihi, o0));
+        _mm512_mask_storeu_ps(r0 + W + 2 * ow, ma, _mm512_permutex2var_ps(e1, ilo, o1));
+        _mm512_mask_storeu_ps(r0 + W + 2 * ow + 16, mb, _mm512_permutex2var_ps(e1, ihi, o1));
+      }
+      if (!ok) break;
+      if (W % 2) r0[W - 1] = r0[2 * W - 1] = 0.f;  // the unused last column
+    }
+    if (ok && p.H % 2) std::fill(dxp + (p.H - 1) * W, dxp + HW, 0.f);  // the unused last row
+    plane_ok[plane] = ok;
+  });
+  return true;
+}
+
 }  // namespace avx512
 }  // namespace bm

@@ -8,6 +8,7 @@ tiles on bigmodel's GEMM), 'small' (groups 1, C*R*S <= 27: first layers) or 'dep
 """
 from __future__ import annotations
 
+import functools
 import numbers
 
 import numpy as np
@@ -34,6 +35,9 @@ def _pair(op, name, v, minimum):
 
 
 def _check_array(op, name, a, ndim, dtype=None):
+    if type(a) is np.ndarray and a.ndim == ndim and (
+            a.dtype.char in "fd" if dtype is None else a.dtype == dtype):
+        return  # the common case, checked cheaply
     if _backend._is_cupy(a):
         raise NotImplementedError(f"{op}: CuPy (GPU) arrays are not supported yet; pass NumPy arrays")
     if not isinstance(a, np.ndarray):
@@ -49,8 +53,29 @@ def _check_array(op, name, a, ndim, dtype=None):
         raise ValueError(f"{op}: {name} must be {ndim}-D, got {name}.shape={_shape(a)}")
 
 
+def _key(v):
+    """A hashable cache key that keeps True apart from 1 and (1, 1) apart from [1, 1]."""
+    return (type(v), tuple(v) if isinstance(v, list) else v)
+
+
+@functools.lru_cache(maxsize=512)
+def _geometry_cached(op, x_shape, w_shape, stride, padding, dilation, groups):
+    return _geometry_impl(op, x_shape, w_shape, stride[1], padding[1], dilation[1], groups[1])
+
+
 def _geometry(op, x_shape, w_shape, stride, padding, dilation, groups):
-    """Validated ((sh, sw), (top, left), (dh, dw), groups, P, Q); messages name the shapes."""
+    """Validated ((sh, sw), (top, left), (dh, dw), groups, P, Q); messages name the shapes.
+
+    Cached per argument set: layers call it with the same shapes every step."""
+    try:
+        key = (_key(stride), _key(padding), _key(dilation), _key(groups))
+        hash(key)
+    except TypeError:
+        return _geometry_impl(op, x_shape, w_shape, stride, padding, dilation, groups)
+    return _geometry_cached(op, tuple(x_shape), tuple(w_shape), *key)
+
+
+def _geometry_impl(op, x_shape, w_shape, stride, padding, dilation, groups):
     N, C, H, W = x_shape
     K, Cg, R, S = w_shape
     where = f"(x.shape={tuple(x_shape)}, weight.shape={tuple(w_shape)})"
