@@ -337,3 +337,24 @@ def test_native_checks_raise_value_error(rng):
     with pytest.raises(ValueError, match="outside"):
         _core.rnn_layer_forward(3, x, np.array([9, 1]), hn, None, *w, True, False, out, 0, hn,
                                 None, None, None, None)
+
+
+def test_concurrent_python_threads(rng):
+    """The binding releases the GIL; per-thread scratch keeps concurrent calls independent."""
+    import threading
+    x = rng.standard_normal((3, 20, 8)).astype(np.float32)
+    ws = make_weights(rng, "lstm", 8, 40, layers=2, dtype=np.float32)
+    want = ops.lstm(x, ws, training=False)[0]
+    errs = []
+
+    def work():
+        for _ in range(5):
+            out = ops.lstm(x, ws)[0]
+            errs.append(float(np.max(np.abs(out - want))))
+
+    threads = [threading.Thread(target=work) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(errs) == 15 and max(errs) == 0.0

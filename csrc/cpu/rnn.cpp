@@ -75,13 +75,15 @@ Rec<T> rec_kernel() {
 }
 #undef BM_REC
 
-// Hidden units per thread: whole 16-element vectors, and no more threads than slices.
+// Hidden units per thread: whole 16-element vectors, and no more threads than slices. The
+// region may get fewer threads than asked (nested inside another parallel region), so each
+// thread recomputes the split from the team it actually got.
 struct Split {
   int nw;
   int64_t chunk;
 };
-Split split_hidden(int64_t H) {
-  const int nt = std::max(1, num_threads());
+Split split_hidden(int64_t H, int nt) {
+  nt = std::max(1, nt);
   int64_t chunk = (H + nt - 1) / nt;
   chunk = std::min<int64_t>(H, (chunk + 15) / 16 * 16);
   const int nw = static_cast<int>((H + chunk - 1) / chunk);
@@ -127,11 +129,12 @@ void layer_forward(const Dims& d, const T* x, const int64_t* lengths, const T* h
 
   const FwdFn<T> kern = fwd_kernel<T>();
   const Rec<T> rec = rec_kernel<T>();
-  const Split sp = split_hidden(H);
+  const Split sp = split_hidden(H, num_threads());
 #pragma omp parallel num_threads(sp.nw) if (sp.nw > 1)
   {
-    const int64_t j0 = std::min(H, omp_get_thread_num() * sp.chunk);
-    const int64_t j1 = std::min(H, j0 + sp.chunk);
+    const Split team = split_hidden(H, omp_get_num_threads());
+    const int64_t j0 = std::min(H, omp_get_thread_num() * team.chunk);
+    const int64_t j1 = std::min(H, j0 + team.chunk);
     // Each thread packs (and later reads) W_hh^T for its own gate columns only: no barrier.
     const int64_t psz = rec.size(H, std::max<int64_t>(j1 - j0, 1), sizeof(T) == 8);
     T* wp = thread_scratch<T>(size_t(G) * psz, 3);
@@ -197,11 +200,12 @@ void layer_backward(const Dims& d, const T* x, const int64_t* lengths, const T* 
 
   const BwdFn<T> kern = bwd_kernel<T>();
   const Rec<T> rec = rec_kernel<T>();
-  const Split sp = split_hidden(H);
+  const Split sp = split_hidden(H, num_threads());
 #pragma omp parallel num_threads(sp.nw) if (sp.nw > 1)
   {
-    const int64_t j0 = std::min(H, omp_get_thread_num() * sp.chunk);
-    const int64_t j1 = std::min(H, j0 + sp.chunk);
+    const Split team = split_hidden(H, omp_get_num_threads());
+    const int64_t j0 = std::min(H, omp_get_thread_num() * team.chunk);
+    const int64_t j1 = std::min(H, j0 + team.chunk);
     // W_hh[:, j0:j1] packed panel-major once per call (each thread its own columns).
     T* wp = thread_scratch<T>(size_t(rec.size(GH, std::max<int64_t>(j1 - j0, 1), sizeof(T) == 8)), 3);
     if (j1 > j0) rec.pack(GH, j1 - j0, w_hh + j0, H, 1, wp);
