@@ -32,6 +32,7 @@ struct Dims {
   int mode;
   int64_t T, B, I, H;
   bool batch_first, reverse;
+  bool bf16 = false;  // float32 only: every product with bf16 inputs, fp32 accumulation
 };
 
 // One time step, hidden units [j0, j1), every batch row (see rnn_gates.h). *_rs: row strides.
@@ -106,3 +107,11 @@ BM_RNN_DECL(portable)
 BM_RNN_DECL(avx2)
 BM_RNN_DECL(avx512)
 #undef BM_RNN_DECL
+
+// bf16 recurrent product (rnn_avx512.cpp; AVX512_BF16 only). Packed words are (k, k+1) pairs.
+namespace bm::avx512 {
+int64_t rnn_rec_bf16_packed_size(int64_t K, int64_t N);
+void rnn_rec_bf16_pack(int64_t K, int64_t N, const float* B, int64_t rs, int64_t cs, uint32_t* out);
+void rnn_rec_bf16_run(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
+                      const uint32_t* Bp, float* C, int64_t ldc, bool accumulate);
+}  // namespace bm::avx512
