@@ -11,9 +11,10 @@
 // the state at its last step in either direction.
 //
 // Forward: one GEMM for the input projection of all steps (all threads), then per step the
-// recurrent product (bm::gemm, single-threaded per thread) and one fused gate kernel; the two
-// threads split the hidden units, so each computes the gate columns it consumes and the only
-// synchronisation is one barrier per step (h_t complete before the next product).
+// recurrent product (rec_run in rnn_gates.h: W_hh packed panel-major once per call) and one
+// fused gate kernel; the threads split the hidden units, so each computes the gate columns it
+// consumes and the only synchronisation is one barrier per step (h_t complete before the next
+// product). Dims::bf16 switches every product to bf16 inputs with fp32 accumulation.
 // Saved for backward: sv (rows, S) activated gates (S = H for RNN: h_t; 4H for LSTM and GRU,
 // see rnn_gates.h), hp (rows, H) the hidden state entering each step, cs (rows, H) the LSTM cell
 // state after each step. Backward: per step the fused gate-gradient kernel, one barrier, then
