@@ -3,14 +3,17 @@
 Workloads from BENCHMARKS.md: seq 100, batch 64, 128 -> 256, and seq 35, batch 20, 650 -> 650;
 forward alone (ours training=False, torch under no_grad) and forward + backward (gradient of the
 output = ones; all weight, bias and input gradients). Both libraries use the same thread count
-(bigmodel's, 2 on the development machine). Returns [] when torch is not installed.
+(bigmodel's, 2 on the development machine). Where the CPU has AVX512_BF16, an extra row per
+workload times ours with precision='bf16' (bf16 products, fp32 accumulation; relative error
+~1e-2) against the same fp32 torch run: not a like-for-like precision. Returns [] when torch is
+not installed.
 """
 from __future__ import annotations
 
 import numpy as np
 
 import bigmodel
-from bigmodel import ops
+from bigmodel import _core, ops
 from timing import interleaved
 
 WORKLOADS = [("LSTM", 100, 64, 128, 256), ("GRU", 100, 64, 128, 256),
@@ -27,7 +30,8 @@ def flops(kind, T, B, I, H, backward):
 
 
 def workload_fns(kind, T, B, I, H, torch):
-    """{'ours_fwd', 'torch_fwd', 'ours_fwdbwd', 'torch_fwdbwd'} closures on shared weights."""
+    """{'ours_fwd', 'torch_fwd', 'ours_fwdbwd', 'torch_fwdbwd'} (+ 'bf16_fwd', 'bf16_fwdbwd'
+    where AVX512_BF16 is available) closures on shared weights."""
     torch.manual_seed(0)
     m = (torch.nn.LSTM if kind == "LSTM" else torch.nn.GRU)(I, H, batch_first=True)
     ws = [tuple(getattr(m, f"{p}_l0").detach().numpy().copy()
@@ -54,8 +58,18 @@ def workload_fns(kind, T, B, I, H, torch):
         out, _ = m(xr)
         out.backward(torch.ones_like(out))
 
-    return dict(ours_fwd=ours_fwd, torch_fwd=torch_fwd, ours_fwdbwd=ours_fwdbwd,
-                torch_fwdbwd=torch_fwdbwd)
+    def bf16_fwd():
+        fwd(x, ws, training=False, precision="bf16")
+
+    def bf16_fwdbwd():
+        res = fwd(x, ws, precision="bf16")
+        bwd(res[-1], gout)
+
+    fns = dict(ours_fwd=ours_fwd, torch_fwd=torch_fwd, ours_fwdbwd=ours_fwdbwd,
+               torch_fwdbwd=torch_fwdbwd)
+    if _core.bf16_available():
+        fns.update(bf16_fwd=bf16_fwd, bf16_fwdbwd=bf16_fwdbwd)
+    return fns
 
 
 def rows(quick: bool = False):
@@ -71,14 +85,22 @@ def rows(quick: bool = False):
         for kind, T, B, I, H in WORKLOADS[:2] if quick else WORKLOADS:
             fns = workload_fns(kind, T, B, I, H, torch)
             for phase, label in (("fwd", "fwd"), ("fwdbwd", "fwd+bwd")):
-                t = interleaved({"ours": fns["ours_" + phase], "torch": fns["torch_" + phase]},
-                                reps=3, rounds=1 if quick else 2)
+                timed = {"ours": fns["ours_" + phase], "torch": fns["torch_" + phase]}
+                if "bf16_" + phase in fns:
+                    timed["bf16"] = fns["bf16_" + phase]
+                t = interleaved(timed, reps=3, rounds=1 if quick else 2)
                 quiet = QUIET[(kind, T)][phase == "fwdbwd"]
                 out.append(dict(
                     workload=f"{kind} T{T} B{B} {I}->{H} {label}", ours_ms=t["ours"] * 1e3,
                     anchor=f"torch ({nt} thr)", anchor_ms=t["torch"] * 1e3,
                     flop=flops(kind, T, B, I, H, phase == "fwdbwd"),
                     note=f"quiet-machine anchor {quiet} ms"))
+                if "bf16" in t:
+                    out.append(dict(
+                        workload=f"{kind} T{T} B{B} {I}->{H} {label} bf16", ours_ms=t["bf16"] * 1e3,
+                        anchor=f"torch fp32 ({nt} thr)", anchor_ms=t["torch"] * 1e3,
+                        flop=flops(kind, T, B, I, H, phase == "fwdbwd"),
+                        note=f"precision='bf16' (rel. error ~1e-2); {t['ours'] / t['bf16']:.2f}x our fp32"))
     finally:
         torch.set_num_threads(before)
     return out

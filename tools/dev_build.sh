@@ -11,6 +11,10 @@ cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DBIGMODEL_CUDA="$CUD
   -DSKBUILD_PROJECT_NAME=bigmodel -DSKBUILD_PROJECT_VERSION=0.1.0 \
   -DPython_EXECUTABLE="$(command -v $PY)" -Dpybind11_DIR="$($PY -m pybind11 --cmakedir)" >/dev/null
 cmake --build "$BUILD" -j "${JOBS:-2}"
-cp "$BUILD"/_core*.so python/bigmodel/
-if ls "$BUILD"/_cuda*.so >/dev/null 2>&1; then cp "$BUILD"/_cuda*.so python/bigmodel/; fi
+# Copy then rename: a process that has the old module mapped keeps its inode (an in-place cp
+# would change the pages under it and kill it with SIGBUS).
+for so in "$BUILD"/_core*.so "$BUILD"/_cuda*.so; do
+  [ -e "$so" ] || continue
+  cp "$so" "python/bigmodel/.$(basename "$so").tmp" && mv -f "python/bigmodel/.$(basename "$so").tmp" "python/bigmodel/$(basename "$so")"
+done
 echo "built into python/bigmodel ($BUILD)"

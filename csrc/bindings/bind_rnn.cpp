@@ -5,6 +5,7 @@
 #include <pybind11/stl.h>
 
 #include "bindings/common.h"
+#include "common/cpu_features.h"
 #include "cpu/rnn.h"
 
 namespace py = pybind11;
@@ -55,13 +56,18 @@ struct Shape {
 };
 
 Shape dims_of(int mode, const py::array& x, const py::array& w_hh, bool batch_first,
-              bool reverse) {
+              bool reverse, const std::string& precision) {
+  BM_CHECK(precision == "native" || precision == "bf16",
+           "rnn: precision must be 'native' or 'bf16', got '", precision, "'");
   BM_CHECK(mode >= 0 && mode <= 3, "rnn: unknown mode ", mode);
   check_ndim(x, 3, "x");
   check_ndim(w_hh, 2, "w_hh");
   bm::rnn::Dims d{mode, batch_first ? x.shape(1) : x.shape(0),
                   batch_first ? x.shape(0) : x.shape(1), x.shape(2), w_hh.shape(1), batch_first,
-                  reverse};
+                  reverse, precision == "bf16"};
+  if (d.bf16 && !is_dtype<float>(x)) throw py::type_error("rnn: precision 'bf16' needs float32 x");
+  if (d.bf16 && !bm::bf16_available())
+    throw std::runtime_error("rnn: precision 'bf16' needs AVX512_BF16 (and the avx512 path)");
   return {d, bm::rnn::gates(mode), bm::rnn::saved_width(mode) * d.H};
 }
 
@@ -70,8 +76,8 @@ void forward(int mode, const py::array& x, const Opt& lengths, const py::array& 
              const Opt& c0, const py::array& w_ih, const py::array& w_hh, const py::array& b_ih,
              const py::array& b_hh, bool batch_first, bool reverse, py::array& out,
              int64_t out_offset, py::array& hn, const Opt& cn, const Opt& sv, const Opt& hp,
-             const Opt& cs) {
-  const Shape s = dims_of(mode, x, w_hh, batch_first, reverse);
+             const Opt& cs, const std::string& precision) {
+  const Shape s = dims_of(mode, x, w_hh, batch_first, reverse, precision);
   const auto& d = s.d;
   const int64_t GH = s.G * d.H, rows = d.T * d.B;
   const bool lstm = mode == bm::rnn::kLstm;
@@ -105,8 +111,8 @@ void backward(int mode, const py::array& x, const Opt& lengths, const Opt& c0,
               const py::array& hp, const Opt& cs, const py::array& dout, int64_t dout_offset,
               const Opt& dhn, const Opt& dcn, bool batch_first, bool reverse, py::array& dx,
               bool accumulate_dx, py::array& dh0, const Opt& dc0, py::array& dw_ih,
-              py::array& dw_hh, py::array& db_ih, py::array& db_hh) {
-  const Shape s = dims_of(mode, x, w_hh, batch_first, reverse);
+              py::array& dw_hh, py::array& db_ih, py::array& db_hh, const std::string& precision) {
+  const Shape s = dims_of(mode, x, w_hh, batch_first, reverse, precision);
   const auto& d = s.d;
   const int64_t GH = s.G * d.H, rows = d.T * d.B;
   const bool lstm = mode == bm::rnn::kLstm;
@@ -151,15 +157,16 @@ void bind_rnn(py::module_& m) {
            const py::array& w_ih, const py::array& w_hh, const py::array& b_ih,
            const py::array& b_hh, bool batch_first, bool reverse, py::array& out,
            int64_t out_offset, py::array& hn, const Opt& cn, const Opt& sv, const Opt& hp,
-           const Opt& cs) {
+           const Opt& cs, const std::string& precision) {
           (is_f64(x) ? forward<double> : forward<float>)(mode, x, lengths, h0, c0, w_ih, w_hh,
                                                         b_ih, b_hh, batch_first, reverse, out,
-                                                        out_offset, hn, cn, sv, hp, cs);
+                                                        out_offset, hn, cn, sv, hp, cs, precision);
         },
         py::arg("mode"), py::arg("x"), py::arg("lengths"), py::arg("h0"), py::arg("c0"),
         py::arg("w_ih"), py::arg("w_hh"), py::arg("b_ih"), py::arg("b_hh"),
         py::arg("batch_first"), py::arg("reverse"), py::arg("out"), py::arg("out_offset"),
         py::arg("hn"), py::arg("cn"), py::arg("sv"), py::arg("hp"), py::arg("cs"),
+        py::arg("precision") = "native",
         "One layer-direction of RNN (mode 0 tanh, 1 relu), LSTM (2) or GRU (3) over a sequence; "
         "writes out[..., out_offset:out_offset+H], hn (and cn) and, when sv/hp/cs are given, "
         "what backward needs. Releases the GIL.");
@@ -169,16 +176,18 @@ void bind_rnn(py::module_& m) {
            const py::array& hp, const Opt& cs, const py::array& dout, int64_t dout_offset,
            const Opt& dhn, const Opt& dcn, bool batch_first, bool reverse, py::array& dx,
            bool accumulate_dx, py::array& dh0, const Opt& dc0, py::array& dw_ih,
-           py::array& dw_hh, py::array& db_ih, py::array& db_hh) {
+           py::array& dw_hh, py::array& db_ih, py::array& db_hh, const std::string& precision) {
           (is_f64(x) ? backward<double> : backward<float>)(
               mode, x, lengths, c0, w_ih, w_hh, sv, hp, cs, dout, dout_offset, dhn, dcn,
-              batch_first, reverse, dx, accumulate_dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh);
+              batch_first, reverse, dx, accumulate_dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh,
+              precision);
         },
         py::arg("mode"), py::arg("x"), py::arg("lengths"), py::arg("c0"), py::arg("w_ih"),
         py::arg("w_hh"), py::arg("sv"), py::arg("hp"), py::arg("cs"), py::arg("dout"),
         py::arg("dout_offset"), py::arg("dhn"), py::arg("dcn"), py::arg("batch_first"),
         py::arg("reverse"), py::arg("dx"), py::arg("accumulate_dx"), py::arg("dh0"),
         py::arg("dc0"), py::arg("dw_ih"), py::arg("dw_hh"), py::arg("db_ih"), py::arg("db_hh"),
+        py::arg("precision") = "native",
         "Backward through time of one layer-direction from rnn_layer_forward's saved arrays. "
         "Releases the GIL.");
 }

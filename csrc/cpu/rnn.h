@@ -11,9 +11,10 @@
 // the state at its last step in either direction.
 //
 // Forward: one GEMM for the input projection of all steps (all threads), then per step the
-// recurrent product (bm::gemm, single-threaded per thread) and one fused gate kernel; the two
-// threads split the hidden units, so each computes the gate columns it consumes and the only
-// synchronisation is one barrier per step (h_t complete before the next product).
+// recurrent product (rec_run in rnn_gates.h: W_hh packed panel-major once per call) and one
+// fused gate kernel; the threads split the hidden units, so each computes the gate columns it
+// consumes and the only synchronisation is one barrier per step (h_t complete before the next
+// product). Dims::bf16 switches every product to bf16 inputs with fp32 accumulation.
 // Saved for backward: sv (rows, S) activated gates (S = H for RNN: h_t; 4H for LSTM and GRU,
 // see rnn_gates.h), hp (rows, H) the hidden state entering each step, cs (rows, H) the LSTM cell
 // state after each step. Backward: per step the fused gate-gradient kernel, one barrier, then
@@ -32,6 +33,7 @@ struct Dims {
   int mode;
   int64_t T, B, I, H;
   bool batch_first, reverse;
+  bool bf16 = false;  // float32 only: every product with bf16 inputs, fp32 accumulation
 };
 
 // One time step, hidden units [j0, j1), every batch row (see rnn_gates.h). *_rs: row strides.
@@ -106,3 +108,11 @@ BM_RNN_DECL(portable)
 BM_RNN_DECL(avx2)
 BM_RNN_DECL(avx512)
 #undef BM_RNN_DECL
+
+// bf16 recurrent product (rnn_avx512.cpp; AVX512_BF16 only). Packed words are (k, k+1) pairs.
+namespace bm::avx512 {
+int64_t rnn_rec_bf16_packed_size(int64_t K, int64_t N);
+void rnn_rec_bf16_pack(int64_t K, int64_t N, const float* B, int64_t rs, int64_t cs, uint32_t* out);
+void rnn_rec_bf16_run(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
+                      const uint32_t* Bp, float* C, int64_t ldc, bool accumulate);
+}  // namespace bm::avx512

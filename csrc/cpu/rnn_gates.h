@@ -13,10 +13,11 @@
 // Gate layouts (PyTorch's): LSTM columns [i | f | g | o], GRU [r | z | n], each block H wide.
 // Saved per row (sv): RNN h_t (H); LSTM activated i, f, g, o (4H); GRU r, z, n and
 // W_hn h + b_hn (4H).
-// Also here: rec_gemm, the small-M product of the recurrence, C (M, N) (+)= A (M, K) B (K, N)
-// with B row-major (contiguous in N): the packed W_hh^T in forward, W_hh itself in backward,
-// so no operand is repacked per step. Register tile MR rows x NV vectors (GCC vector extensions,
+// Also here: rec_pack / rec_run, the small-M product of the recurrence, C (M, N) (+)= A (M, K) B
+// (K, N) with B packed once per call into K x NR panels (W_hh^T in forward, W_hh in backward),
+// so nothing is repacked per step. Register tile MR rows x NV vectors (GCC vector extensions,
 // the vector width of the including translation unit); A entries are broadcast, B rows loaded.
+// The bf16 variant (vdpbf16ps) lives in rnn_avx512.cpp.
 // No include guard on purpose: it is included once per ISA namespace, after <cstdint>,
 // <cstring>, common/scratch.h and cpu/rnn.h, with BM_RNN_VBYTES / _MR / _NV defined.
 

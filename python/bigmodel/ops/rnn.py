@@ -12,7 +12,10 @@ features); output (.., .., D*H) in the same layout; h0, c0, h_n, c_n (num_layers
 final state is the state at its last step (torch's packed-sequence semantics).
 
 The forward functions return the outputs plus an opaque :class:`RNNState` (None when
-``training=False``) that the matching ``*_backward`` consumes. See bigmodel.reference.rnn for
+``training=False``) that the matching ``*_backward`` consumes. ``precision='bf16'`` (float32,
+CPUs with AVX512_BF16) rounds the inputs of every matrix product (input projection, recurrent
+product, and in backward dx, dW and the recurrent product) to bfloat16 with fp32 accumulation:
+about twice the FMA rate, relative error ~1e-2; gate math and states stay float32. See bigmodel.reference.rnn for
 the NumPy specification. CPU kernels: csrc/cpu/rnn.cpp (float32 and float64).
 """
 from __future__ import annotations
@@ -37,7 +40,7 @@ class RNNState:
     cell states."""
 
     __slots__ = ("mode", "op", "weights", "inputs", "saved", "h0", "c0", "lengths", "D", "L",
-                 "H", "batch_first", "out_shape", "dtype")
+                 "H", "batch_first", "out_shape", "dtype", "precision")
 
     def __init__(self, **kw):
         for k, v in kw.items():
@@ -122,8 +125,21 @@ def _check_lengths(op, lengths, B, T):
 
 # ---- sequences -------------------------------------------------------------------------------
 
-def _forward(op, mode, x, weights, h0, c0, lengths, batch_first, bidirectional, training):
+def _check_precision(op, precision, dtype):
+    if precision not in ("native", "bf16"):
+        raise ValueError(f"{op}: precision must be 'native' or 'bf16', got {precision!r}")
+    if precision == "bf16":
+        if dtype != np.float32:
+            raise TypeError(f"{op}: precision='bf16' needs float32 x, got {np.dtype(dtype)}")
+        if not _core.bf16_available():
+            raise RuntimeError(f"{op}: precision='bf16' needs a CPU with AVX512_BF16 "
+                               f"(active ISA path: {_core.isa()})")
+
+
+def _forward(op, mode, x, weights, h0, c0, lengths, batch_first, bidirectional, training,
+             precision="native"):
     x = _check_x(op, x, 3)
+    _check_precision(op, precision, x.dtype)
     D = 2 if bidirectional else 1
     B, T = (x.shape[0], x.shape[1]) if batch_first else (x.shape[1], x.shape[0])
     I = x.shape[2]
@@ -153,7 +169,7 @@ def _forward(op, mode, x, weights, h0, c0, lengths, batch_first, bidirectional, 
             cs = np.empty((rows, H), dt) if training and lstm else None
             _core.rnn_layer_forward(_MODE[mode], inp, lengths, h0[k], c0[k] if lstm else None,
                                     *ws[k], batch_first, d == 1, out, d * H, hn[k],
-                                    cn[k] if lstm else None, sv, hp, cs)
+                                    cn[k] if lstm else None, sv, hp, cs, precision)
             saved.append((sv, hp, cs))
         inputs.append(inp)
         inp = out
@@ -161,7 +177,8 @@ def _forward(op, mode, x, weights, h0, c0, lengths, batch_first, bidirectional, 
     if training:
         state = RNNState(mode=mode, op=op, weights=ws, inputs=inputs, saved=saved, h0=h0,
                          c0=c0 if lstm else None, lengths=lengths, D=D, L=L, H=H,
-                         batch_first=batch_first, out_shape=_shape(inp), dtype=dt)
+                         batch_first=batch_first, out_shape=_shape(inp), dtype=dt,
+                         precision=precision)
     return inp, hn, cn, state
 
 
@@ -195,14 +212,14 @@ def _backward(op, modes, state, grad_output, grad_h_n, grad_c_n):
                 _MODE[mode], inp, state.lengths, state.c0[k] if lstm else None, w_ih, w_hh, sv,
                 hp, cs, gout, d * H, None if dhn is None else dhn[k],
                 None if dcn is None else dcn[k], state.batch_first, d == 1, dinp, d > 0, dh0[k],
-                dc0[k] if lstm else None, *g)
+                dc0[k] if lstm else None, *g, state.precision)
             dweights[k] = g
         gout = dinp
     return gout, dh0, dc0, dweights
 
 
 def rnn(x, weights, h0=None, *, nonlinearity="tanh", lengths=None, batch_first=True,
-        bidirectional=False, training=True):
+        bidirectional=False, training=True, precision="native"):
     """Multi-layer Elman RNN over a sequence: ``(output, h_n, state)``.
 
     >>> import numpy as np
@@ -216,12 +233,12 @@ def rnn(x, weights, h0=None, *, nonlinearity="tanh", lengths=None, batch_first=T
     if nonlinearity not in ("tanh", "relu"):
         raise ValueError(f"rnn: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
     out, hn, _, st = _forward("rnn", "rnn_" + nonlinearity, x, weights, h0, None, lengths,
-                              batch_first, bidirectional, training)
+                              batch_first, bidirectional, training, precision)
     return out, hn, st
 
 
 def lstm(x, weights, h0=None, c0=None, *, lengths=None, batch_first=True, bidirectional=False,
-         training=True):
+         training=True, precision="native"):
     """Multi-layer LSTM over a sequence: ``(output, h_n, c_n, state)``.
 
     >>> import numpy as np
@@ -234,11 +251,11 @@ def lstm(x, weights, h0=None, c0=None, *, lengths=None, batch_first=True, bidire
     ((2, 5, 3), (16, 3))
     """
     return _forward("lstm", "lstm", x, weights, h0, c0, lengths, batch_first, bidirectional,
-                    training)
+                    training, precision)
 
 
 def gru(x, weights, h0=None, *, lengths=None, batch_first=True, bidirectional=False,
-        training=True):
+        training=True, precision="native"):
     """Multi-layer GRU over a sequence: ``(output, h_n, state)``.
 
     >>> import numpy as np
@@ -250,7 +267,7 @@ def gru(x, weights, h0=None, *, lengths=None, batch_first=True, bidirectional=Fa
     (2, 5, 4)
     """
     out, hn, _, st = _forward("gru", "gru", x, weights, h0, None, lengths, batch_first,
-                              bidirectional, training)
+                              bidirectional, training, precision)
     return out, hn, st
 
 
