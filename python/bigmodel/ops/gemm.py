@@ -49,15 +49,11 @@ def gemm(a, b, c=None, *, alpha=1.0, beta=0.0, trans_a=False, trans_b=False, out
            [6., 6.]], dtype=float32)
     """
     xp = _backend.array_module("gemm", a=a, b=b, c=c, out=out)
-    bf16_inputs = xp is np and a.dtype.name == "bfloat16" and b.dtype.name == "bfloat16"
-    if bf16_inputs:  # ml_dtypes.bfloat16 arrays: products in bf16, fp32 accumulation and output
-        if precision not in ("native", "bf16"):
-            raise ValueError(f"gemm: bfloat16 inputs take precision 'native' or 'bf16', got "
-                             f"{precision!r}")
-        return _gemm_bf16_inputs(a, b, c, alpha=alpha, beta=beta, trans_a=trans_a,
-                                 trans_b=trans_b, out=out)
+    # ml_dtypes.bfloat16 arrays (CPU): bf16 products, fp32 accumulation, float32 result.
+    bf16_in = xp is np and a.dtype.name == "bfloat16"
     for name, x in (("a", a), ("b", b)):
-        if x.dtype not in (np.float32, np.float64) and not (xp is not np and x.dtype == np.float16):
+        ok = x.dtype in (np.float32, np.float64) or (xp is not np and x.dtype == np.float16)
+        if not ok and not (bf16_in and x.dtype.name == "bfloat16"):
             raise TypeError(f"gemm: {name} must be float32 or float64, got dtype {x.dtype} "
                             f"({name}.shape={_shape(x)})")
         if x.ndim not in (2, 3):
@@ -87,7 +83,7 @@ def gemm(a, b, c=None, *, alpha=1.0, beta=0.0, trans_a=False, trans_b=False, out
         raise ValueError(f"gemm: batch dimensions do not broadcast: a.shape={_shape(a)}, "
                          f"b.shape={_shape(b)}") from None
     res_shape = batch + (M, N)
-    out_dtype = a.dtype
+    out_dtype = np.dtype(np.float32) if bf16_in else a.dtype
 
     if c is not None:
         if c.dtype != out_dtype:
@@ -122,46 +118,17 @@ def gemm(a, b, c=None, *, alpha=1.0, beta=0.0, trans_a=False, trans_b=False, out
     b3 = b_op.reshape((-1,) + _shape(b_op)[-2:]) if len(bb) == 1 else b_op[None]
     t3 = target.reshape((-1, M, N)) if batch else target[None]
     if target.size:
-        if xp is np:
+        if bf16_in:
+            if not _core.bf16_available():
+                raise RuntimeError("gemm: bfloat16 inputs need a CPU with AVX512_BF16")
+            _core.gemm(a3.view(np.uint16), b3.view(np.uint16), t3, float(alpha), kbeta, "native")
+        elif xp is np:
             _core.gemm(a3, b3, t3, float(alpha), kbeta, precision)
         else:
             _gemm_cuda(a3, b3, t3, float(alpha), kbeta, precision)
     if out is not None and target is not out:
         out[...] = target
         return out
-    return target
-
-
-def _gemm_bf16_inputs(a, b, c, *, alpha, beta, trans_a, trans_b, out):
-    """bfloat16 (ml_dtypes) a and b: the kernel reads their bits as uint16; result float32."""
-    if not _core.bf16_available():
-        raise RuntimeError("gemm: bfloat16 inputs need a CPU with AVX512_BF16")
-    for name, x in (("a", a), ("b", b)):
-        if x.ndim not in (2, 3):
-            raise ValueError(f"gemm: {name} must be 2-D or 3-D, got {name}.shape={_shape(x)}")
-    a_op = np.swapaxes(a, -1, -2) if trans_a else a
-    b_op = np.swapaxes(b, -1, -2) if trans_b else b
-    M, K = _shape(a_op)[-2:]
-    K2, N = _shape(b_op)[-2:]
-    if K != K2:
-        raise ValueError(f"gemm: inner dimensions differ: op(a) is {M}x{K}, op(b) is {K2}x{N} "
-                         f"(a.shape={_shape(a)}, b.shape={_shape(b)})")
-    batch = np.broadcast_shapes(_shape(a_op)[:-2], _shape(b_op)[:-2])
-    res_shape = batch + (M, N)
-    target = np.zeros(res_shape, np.float32) if out is None else out
-    if _shape(target) != res_shape or target.dtype != np.float32:
-        raise ValueError(f"gemm: out must be float32 with shape {res_shape} for bfloat16 inputs")
-    kbeta = 0.0
-    if c is not None and beta != 0:
-        target[...] = c
-        kbeta = float(beta)
-    a3 = a_op.view(np.uint16)
-    b3 = b_op.view(np.uint16)
-    a3 = a3.reshape((-1, M, K)) if a3.ndim == 3 else a3[None]
-    b3 = b3.reshape((-1, K, N)) if b3.ndim == 3 else b3[None]
-    t3 = target.reshape((-1, M, N)) if batch else target[None]
-    if target.size:
-        _core.gemm(a3, b3, t3, float(alpha), kbeta, "native")
     return target
 
 
