@@ -55,10 +55,11 @@ class LSTMClassifier(nn.Module):
     """Embedding(V, 128) -> LSTM(256) -> Linear(2) on the state at each sequence's last real
     token (ragged lengths go straight to the kernel): the seeds' LSTM text classifier."""
 
-    def __init__(self, vocab_size, num_classes=2, embed_dim=128, hidden_size=256):
+    def __init__(self, vocab_size, num_classes=2, embed_dim=128, hidden_size=256, dropout=0.5):
         super().__init__()
         self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=0)
         self.lstm = nn.LSTM(embed_dim, hidden_size, batch_first=True)
+        self.drop = nn.Dropout(dropout)   # on embeddings and on the final state (small data set)
         self.head = nn.Linear(hidden_size, num_classes)
 
     def forward(self, ids, lengths=None):
@@ -68,5 +69,5 @@ class LSTMClassifier(nn.Module):
         ids = ids.data if isinstance(ids, Tensor) else np.asarray(ids)
         if lengths is None:
             lengths = (ids != 0).sum(axis=1).clip(min=1)
-        _, (h_n, _) = self.lstm(self.embed(ids), lengths=np.asarray(lengths, np.int64))
-        return self.head(h_n[-1])
+        _, (h_n, _) = self.lstm(self.drop(self.embed(ids)), lengths=np.asarray(lengths, np.int64))
+        return self.head(self.drop(h_n[-1]))

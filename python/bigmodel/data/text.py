@@ -79,7 +79,8 @@ def load_rotten_tomatoes(path=None):
     return [r["text"] for r in rows], np.array([r["category"] == "fresh" for r in rows], np.int64)
 
 
-def sentiment_splits(test_fraction=0.2, max_vocab=10000, max_len=64, seed=0, path=None):
+def sentiment_splits(test_fraction=0.2, max_vocab=10000, max_len=64, seed=0, path=None,
+                     min_freq=1):
     """Tokenised, padded train/test splits: dict with x_train, len_train, y_train, x_test,
     len_test, y_test and vocab (built on the training part only)."""
     texts, labels = load_rotten_tomatoes(path)
@@ -87,7 +88,7 @@ def sentiment_splits(test_fraction=0.2, max_vocab=10000, max_len=64, seed=0, pat
     n_test = int(len(texts) * test_fraction)
     test, train = order[:n_test], order[n_test:]
     toks = [tokenize(t) for t in texts]
-    vocab = Vocab([toks[i] for i in train], max_size=max_vocab)
+    vocab = Vocab([toks[i] for i in train], max_size=max_vocab, min_freq=min_freq)
     width = min(max_len, max(len(t) for t in toks))
     xtr, ltr = pad([vocab.encode(toks[i]) for i in train], max_len, width)
     xte, lte = pad([vocab.encode(toks[i]) for i in test], max_len, width)
