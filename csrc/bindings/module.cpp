@@ -7,6 +7,7 @@
 namespace py = pybind11;
 
 void bind_gemm(py::module_& m);
+void bind_svd(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "bigmodel CPU kernels (OpenMP + SIMD, instruction set chosen at run time)";
@@ -33,4 +34,5 @@ PYBIND11_MODULE(_core, m) {
   m.def("set_num_threads", &bm::set_num_threads, py::arg("n"));
 
   bind_gemm(m);
+  bind_svd(m);
 }

@@ -5,5 +5,6 @@ the shapes it got; it allocates the output on the inputs' device and calls the n
 with the GIL released.
 """
 from .gemm import gemm, matmul
+from .svd import spmm_csr, truncated_svd
 
-__all__ = ["gemm", "matmul"]
+__all__ = ["gemm", "matmul", "spmm_csr", "truncated_svd"]
