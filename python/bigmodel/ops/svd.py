@@ -6,9 +6,9 @@ block Krylov (block Lanczos with full reorthogonalization, Musco & Musco, NeurIP
 the top-k singular values stop moving, for slowly decaying spectra and near-machine-precision
 results. Every pass over A is our GEMM (dense) or our CSR SpMM (sparse, C++ OpenMP + SIMD, both
 A·X and Aᵀ·X without forming Aᵀ); the tall-skinny blocks are orthonormalized with CholeskyQR2
-on our GEMM (Fukaya et al. 2014), falling back to Householder (LAPACK via numpy.linalg.qr) when
-the block is too ill-conditioned or rank deficient. Only the small (k+p)-wide SVD at the end
-uses numpy.linalg.svd.
+on our GEMM (Fukaya et al. 2014), shifted CholeskyQR3 when a block is ill-conditioned, and
+Gram-eigenvector completion when it is rank deficient; only (k+p) x (k+p) matrices go to
+LAPACK (numpy.linalg), the rank-deficient final SVD excepted.
 """
 from __future__ import annotations
 
@@ -148,35 +148,78 @@ class _Operator:
 
 # ---- orthonormalization ------------------------------------------------------------------------
 
-def _householder(y):
-    q = np.linalg.qr(np.asarray(y, np.float64))[0]
-    out = _padded(y.shape[0], y.shape[1], y.dtype)
-    out[...] = q
-    return out
+def _cholqr_pass(y64, shift=0.0):
+    """One CholeskyQR pass: (y r^-1, r, well_conditioned) with r = chol(y.T y + shift I).T."""
+    g = gemm(y64, y64, trans_a=True)
+    if shift:
+        g[np.diag_indices_from(g)] += shift
+    r = np.linalg.cholesky(g).T  # g = r.T @ r, r upper triangular; raises LinAlgError
+    d = np.abs(np.diag(r))
+    ok = bool(np.all(np.isfinite(r)) and d.min() > 1e-6 * d.max())
+    rinv = np.linalg.solve(r, np.eye(r.shape[0]))
+    return gemm(y64, rinv, out=_padded(y64.shape[0], y64.shape[1], np.float64)), r, ok
 
 
-def _orth(y, passes=2):
-    """Orthonormal basis of range(y) (m x l, m >= l): CholeskyQR, `passes` times, on our GEMM.
+def _qr(y, passes=2):
+    """Thin QR of y (m x l, m >= l) on our GEMM: (q float64, r) with y = q r, q orthonormal.
 
-    The Gram matrix and the triangular factor are formed in float64 (also for float32 blocks)
-    so that a pass is accurate while cond(y) < ~1e6; beyond that, and when y is rank deficient
-    (the Cholesky factorization fails), Householder QR (LAPACK) takes over.
+    CholeskyQR `passes` times (Fukaya et al. 2014; the Gram matrix is formed in float64, also
+    for float32 y, so one pass is accurate while cond(y) < ~1e6). A more ill-conditioned y gets
+    shifted CholeskyQR3 (Fukaya et al., SIAM J. Sci. Comput. 2020: a shift makes the first
+    Cholesky succeed up to cond ~1e15, two plain passes restore orthogonality). Returns None when
+    y is numerically rank deficient (then no thin QR with orthonormal q and this r exists).
+    Only l x l matrices go to LAPACK: multithreaded LAPACK on tall blocks is slow on busy
+    machines (OpenBLAS threads spin), and these blocks are GEMM-sized anyway.
     """
-    y64 = y if y.dtype == np.float64 else y.astype(np.float64)
-    for _ in range(passes):
-        g = gemm(y64, y64, trans_a=True)
-        try:
-            r = np.linalg.cholesky(g).T  # g = r.T @ r, r upper triangular
-        except np.linalg.LinAlgError:
-            return _householder(y)
-        d = np.abs(np.diag(r))
-        if not np.all(np.isfinite(d)) or d.min() <= 1e-6 * d.max():
-            return _householder(y)
-        rinv = np.linalg.solve(r, np.eye(r.shape[0]))  # l x l, r is well conditioned here
-        nxt = _padded(y.shape[0], y.shape[1], np.float64)
-        y64 = gemm(y64, rinv, out=nxt)
+    y64 = np.asarray(y, np.float64)
+    r_all = np.eye(y.shape[1])
+    try:
+        for _ in range(passes):
+            y64, r, ok = _cholqr_pass(y64)
+            r_all = r @ r_all
+            if not ok:
+                raise np.linalg.LinAlgError
+        return y64, r_all
+    except np.linalg.LinAlgError:
+        pass
+    y64 = np.asarray(y, np.float64)
+    m, l = y64.shape
+    norm2 = float(np.sum(y64 * y64))
+    shift = 11 * (m * l + l * (l + 1)) * np.finfo(np.float64).eps * norm2
+    try:
+        y64, r_all, _ = _cholqr_pass(y64, shift)
+        for _ in range(2):
+            y64, r, ok = _cholqr_pass(y64)
+            r_all = r @ r_all
+        if not ok:
+            return None
+        return y64, r_all
+    except np.linalg.LinAlgError:
+        return None
+
+
+def _orth(y, passes=2, rng=None):
+    """Orthonormal basis (m x l) of a space containing range(y), in y's dtype.
+
+    _qr when y has full numerical rank; otherwise its numerically independent directions
+    (eigenvectors of the Gram matrix, Stathopoulos & Wu's SVQB) completed with random
+    directions orthogonalized against them, so the basis always has l columns. Householder QR
+    (LAPACK) is the last resort.
+    """
+    res = _qr(y, passes)
+    if res is None:
+        y64 = np.asarray(y, np.float64)
+        lam, w = np.linalg.eigh(gemm(y64, y64, trans_a=True))
+        good = lam > 1e-13 * max(lam[-1], np.finfo(np.float64).tiny)
+        keep = gemm(y64, np.ascontiguousarray(w[:, good] / np.sqrt(lam[good])))
+        rng = rng if rng is not None else np.random.default_rng(0)
+        fill = rng.standard_normal((y.shape[0], int((~good).sum())))
+        fill = _project_out(keep, fill)
+        res = _qr(np.hstack([keep, fill]), 2)
+        if res is None:
+            res = (np.linalg.qr(y64)[0], None)
     out = _padded(y.shape[0], y.shape[1], y.dtype)
-    out[...] = y64
+    out[...] = res[0]
     return out
 
 
@@ -202,12 +245,24 @@ def _fix_signs(u, vt):
 
 
 def _ritz(q, w, k, dtype):
-    """Given q (m x d, orthonormal) and w = A.T @ q (n x d): top-k (U, S, Vt) of q q.T A."""
-    p, s, rt = np.linalg.svd(np.asarray(w, np.float64), full_matrices=False)  # w = p s rt
-    # q.T A = w.T = rt.T s p.T  ->  U = q rt.T, V = p
-    u = gemm(q, np.ascontiguousarray(rt[:k].T, dtype=q.dtype))
-    vt = np.ascontiguousarray(p[:, :k].T, dtype=dtype)
+    """Given q (m x d, orthonormal) and w = A.T @ q (n x d): top-k (U, S, Vt) of q q.T A.
+
+    q.T A = w.T. With w = qw r (thin QR on our GEMM) and r = p s zt (a d x d SVD):
+    q.T A = z s (qw p).T, so U = q z, V = qw p. Falls back to numpy.linalg.svd(w) when w is
+    numerically rank deficient.
+    """
+    res = _qr(w, 2)
+    if res is not None:
+        qw, r = res
+        p, s, zt = np.linalg.svd(r)
+        v = gemm(qw, np.ascontiguousarray(p[:, :k]))
+        z = zt[:k].T
+    else:
+        v, s, zt = np.linalg.svd(np.asarray(w, np.float64), full_matrices=False)
+        v, z = v[:, :k], zt[:k].T
+    u = gemm(q, np.ascontiguousarray(z, dtype=q.dtype))
     u = np.ascontiguousarray(u, dtype=dtype)
+    vt = np.ascontiguousarray(v.T, dtype=dtype)
     u, vt = _fix_signs(u, vt)
     return u, s[:k].astype(dtype), vt
 
@@ -227,9 +282,9 @@ def _randomized(op, k, p, n_iter, rng):
     for _ in range(n_iter):
         # One CholeskyQR pass is enough between power iterations: the basis only has to stay
         # well conditioned (sklearn uses LU here); the last basis gets two.
-        z = op.rmatmat(_orth(y, passes=1))
-        y = op.matmat(_orth(z, passes=1))
-    q = _orth(y, passes=2)
+        z = op.rmatmat(_orth(y, passes=1, rng=rng))
+        y = op.matmat(_orth(z, passes=1, rng=rng))
+    q = _orth(y, passes=2, rng=rng)
     return _ritz(q, op.rmatmat(q), k, op.dtype)
 
 
@@ -238,7 +293,7 @@ def _lanczos(op, k, p, n_iter, rng):
     b = min(k + p, m, n)
     dmax = min(m, n)
     max_blocks = n_iter + 1 if n_iter is not None else max(2, dmax // b + 1)
-    tol = 50 * np.finfo(op.dtype).eps if op.dtype == np.float64 else 20 * np.finfo(np.float32).eps
+    tol = 1e-12 if op.dtype == np.float64 else 1e-6
     ld = -(-dmax // _PAD) * _PAD
     q_all = np.empty((m, ld), op.dtype)
     w_all = np.empty((n, ld), op.dtype)
@@ -257,15 +312,19 @@ def _lanczos(op, k, p, n_iter, rng):
         if dead.any():
             z[:, dead] = rng.standard_normal((m, int(dead.sum())))
             z = _project_out(q_all[:, :d], z)
-        qn = _orth(z, passes=2)
-        qn = _orth(_project_out(q_all[:, :d], qn), passes=1)
+        qn = _orth(z, passes=2, rng=rng)
+        qn = _orth(_project_out(q_all[:, :d], qn), passes=1, rng=rng)
         q_all[:, d:d + width] = qn
         wn = op.rmatmat(q_all[:, d:d + width])
         w_all[:, d:d + width] = wn
         d += width
         if d >= k:
-            s = np.linalg.svd(np.asarray(w_all[:, :d], np.float64), compute_uv=False)[:k]
-            if prev is not None and np.max(np.abs(s - prev) / np.maximum(s, s[0] * 1e-300)) <= tol:
+            # Ritz values from the Gram matrix (only l x l goes to LAPACK): accurate to about
+            # eps * s[0]^2 / s_i, enough to see them stop moving at tol * s[0].
+            w64 = np.asarray(w_all[:, :d], np.float64)
+            lam = np.linalg.eigvalsh(gemm(w64, w64, trans_a=True))[::-1][:k]
+            s = np.sqrt(np.maximum(lam, 0))
+            if prev is not None and np.max(np.abs(s - prev)) <= tol * s[0]:
                 quiet += 1
                 if quiet >= 2 and n_iter is None:
                     break
