@@ -308,6 +308,7 @@ def _lanczos(op, k, p, n_iter, rng):
     ld = -(-dmax // _PAD) * _PAD
     q_all = np.empty((m, ld), op.dtype)
     w_all = np.empty((n, ld), op.dtype)
+    gram = np.zeros((dmax, dmax))
     d = 0
     z = op.matmat(_gaussian(rng, (n, b), op.dtype))
     prev, quiet = None, 0
@@ -330,12 +331,16 @@ def _lanczos(op, k, p, n_iter, rng):
         q_all[:, d:d + width] = qn
         wn = op.rmatmat(q_all[:, d:d + width])
         w_all[:, d:d + width] = wn
+        # Gram matrix of w_all, grown by one block row/column: n*d*b flops per block, not n*d^2.
+        wn64 = np.asarray(wn, np.float64)
+        gram[:d + width, d:d + width] = gemm(np.asarray(w_all[:, :d + width], np.float64), wn64,
+                                             trans_a=True)
+        gram[d:d + width, :d] = gram[:d, d:d + width].T
         d += width
         if d >= k:
             # Ritz values from the Gram matrix (only l x l goes to LAPACK): accurate to about
             # eps * s[0]^2 / s_i, enough to see them stop moving at tol * s[0].
-            w64 = np.asarray(w_all[:, :d], np.float64)
-            lam = np.linalg.eigvalsh(gemm(w64, w64, trans_a=True))[::-1][:k]
+            lam = np.linalg.eigvalsh(gram[:d, :d])[::-1][:k]
             s = np.sqrt(np.maximum(lam, 0))
             if prev is not None and np.max(np.abs(s - prev)) <= tol * s[0]:
                 quiet += 1
