@@ -210,15 +210,20 @@ def _qr(y, passes=2):
 
 
 def _orth(y, passes=2, rng=None):
+    return _orth_flag(y, passes, rng)[0]
+
+
+def _orth_flag(y, passes=2, rng=None):
     """Orthonormal basis (m x l) of a space containing range(y), in y's dtype.
 
     _qr when y has full numerical rank; otherwise its numerically independent directions
     (eigenvectors of the Gram matrix, Stathopoulos & Wu's SVQB) completed with random
     directions orthogonalized against them, so the basis always has l columns. Householder QR
-    (LAPACK) is the last resort.
+    (LAPACK) is the last resort. Returns (basis, True when a fallback ran).
     """
     res = _qr(y, passes)
-    if res is None:
+    fallback = res is None
+    if fallback:
         y64 = np.asarray(y, np.float64)
         lam, w = np.linalg.eigh(gemm(y64, y64, trans_a=True))
         good = lam > 1e-13 * max(lam[-1], np.finfo(np.float64).tiny)
@@ -231,7 +236,7 @@ def _orth(y, passes=2, rng=None):
             res = (np.linalg.qr(y64)[0], None)
     out = _padded(y.shape[0], y.shape[1], y.dtype)
     out[...] = res[0]
-    return out
+    return out, fallback
 
 
 def _project_out(q_all, z):
@@ -324,10 +329,13 @@ def _lanczos(op, k, p, n_iter, rng):
         if dead.any():
             z[:, dead] = rng.standard_normal((m, int(dead.sum())))
             z = _project_out(q_all[:, :d], z)
-        # Block CGS2, CholeskyQR2, and once more (random completions of a rank-deficient block
-        # and float32 rounding are not orthogonal to q_all yet).
-        qn = _orth(z, passes=2, rng=rng)
-        qn = _orth(_project_out(q_all[:, :d], qn), passes=1, rng=rng)
+        # Block CGS2 then CholeskyQR2; once more when the block was numerically rank deficient
+        # (its random completion is not orthogonal to q_all yet) or lost most of its norm to
+        # the projection (rounding left in it along q_all is then amplified by the QR).
+        kept = np.linalg.norm(z, axis=0) / np.maximum(norms0, np.finfo(op.dtype).tiny)
+        qn, fallback = _orth_flag(z, passes=2, rng=rng)
+        if fallback or kept.min() < 1e-2:
+            qn = _orth(_project_out(q_all[:, :d], qn), passes=1, rng=rng)
         q_all[:, d:d + width] = qn
         wn = op.rmatmat(q_all[:, d:d + width])
         w_all[:, d:d + width] = wn
