@@ -15,5 +15,6 @@ from .pool import (avg_pool2d, avg_pool2d_backward, global_avg_pool2d, global_av
                    max_pool2d, max_pool2d_backward)
 from .rnn import (RNNState, gru, gru_backward, gru_cell, lstm, lstm_backward, lstm_cell, rnn,
                   rnn_backward, rnn_cell)
+from .svd import spmm_csr, truncated_svd
 
 __all__ = [name for name in dir() if not name.startswith("_")]

@@ -1,0 +1,56 @@
+"""pytest-benchmark: truncated SVD, ours beside scikit-learn's randomized_svd and SciPy's svds,
+and our CSR SpMM beside SciPy's sparse @ dense; one group per workload.
+
+    pytest benchmarks/bench_svd.py --benchmark-only --benchmark-group-by=group
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from bigmodel import ops  # noqa: E402
+
+pytest.importorskip("scipy.sparse")
+sklearn_extmath = pytest.importorskip("sklearn.utils.extmath")
+
+import compare_svd  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def dense():
+    return compare_svd.dense_signal_noise(4000, 1000)[0]
+
+
+@pytest.fixture(scope="module")
+def sparse():
+    return compare_svd.sparse_flat(20000, 5000, 0.01)
+
+
+@pytest.mark.parametrize("impl", ["ours", "ours_lanczos", "sklearn", "svds"])
+@pytest.mark.parametrize("kind", ["dense", "sparse"])
+def test_truncated_svd(benchmark, request, kind, impl):
+    from scipy.sparse.linalg import svds
+    a = request.getfixturevalue(kind)
+    benchmark.group = f"truncated_svd {kind} {a.shape[0]}x{a.shape[1]} k50"
+    fn = {"ours": lambda: ops.truncated_svd(a, 50, random_state=0),
+          "ours_lanczos": lambda: ops.truncated_svd(a, 50, method="lanczos", n_iter=2,
+                                                    random_state=0),
+          "sklearn": lambda: sklearn_extmath.randomized_svd(a, 50, random_state=0),
+          "svds": lambda: svds(a, 50, random_state=0)}[impl]
+    benchmark.pedantic(fn, rounds=2, iterations=1)
+
+
+@pytest.mark.parametrize("impl", ["ours", "scipy"])
+@pytest.mark.parametrize("transpose", [False, True], ids=["AX", "AtX"])
+def test_spmm_csr(benchmark, sparse, transpose, impl):
+    x = np.random.default_rng(0).standard_normal((sparse.shape[0 if transpose else 1], 60))
+    benchmark.group = f"spmm_csr {'At' if transpose else 'A'}·X 20000x5000 1% K60"
+    if impl == "ours":
+        benchmark(ops.spmm_csr, sparse, x, transpose=transpose)
+    else:
+        benchmark((lambda: sparse.T @ x) if transpose else (lambda: sparse @ x))

@@ -1,0 +1,140 @@
+"""Truncated-SVD rows for compare.py: ours beside scikit-learn's randomized_svd and SciPy's svds
+(ARPACK), same run, alternating calls; the note gives each side's relative σ error
+max_i |σ_i - σ_i*| / σ_1* against an exact reference.
+
+Workloads (BENCHMARKS.md): dense 10000 x 2000 float32 (rank-100 signal plus a noise floor,
+exact spectrum known by construction), k = 50; sparse CSR 100000 x 10000 at 1% (flat spectrum;
+reference: svds, ARPACK at machine precision), k = 50;
+the MovieLens-100k residual matrix (943 x 1682 sparse), k = 20 (reference: LAPACK).
+``quick`` shrinks the sparse matrix to 20000 x 5000.
+
+    python benchmarks/compare_svd.py [--quick]
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from bigmodel import ops  # noqa: E402
+
+
+def _best(fns, rounds):
+    """{name: (best seconds, last result)}, calls alternated `rounds` times."""
+    best = {n: float("inf") for n in fns}
+    res = {}
+    for _ in range(rounds):
+        for n, f in fns.items():
+            t = time.perf_counter()
+            res[n] = f()
+            best[n] = min(best[n], time.perf_counter() - t)
+    return {n: (best[n], res[n]) for n in fns}
+
+
+def _sigma_err(s, ref):
+    s = np.sort(np.asarray(s, np.float64))[::-1][: len(ref)]
+    return float(np.max(np.abs(s - ref)) / ref[0])
+
+
+def dense_signal_noise(m=10000, n=2000, rank=100, seed=0, dtype=np.float32):
+    """A = H_u [diag(s); 0] H_v with H products of Householder reflectors: dense, fully mixed
+    by the reflectors, exact singular values s (rank-`rank` signal over a noise floor)."""
+    rng = np.random.default_rng(seed)
+    s = np.concatenate([1.0 + 20.0 * 0.97 ** np.arange(rank),
+                        np.linspace(1.0, 0.5, n - rank)])
+    a = np.zeros((m, n))
+    a[np.arange(n), np.arange(n)] = s
+    # a <- (I - 2 w w^T) a and a <- a (I - 2 v v^T), three reflectors each side.
+    for _ in range(3):
+        w = rng.standard_normal(m)
+        w /= np.linalg.norm(w)
+        a -= 2.0 * np.outer(w, w @ a)
+        v = rng.standard_normal(n)
+        v /= np.linalg.norm(v)
+        a -= 2.0 * np.outer(a @ v, v)
+    return a.astype(dtype), s
+
+
+def sparse_flat(m, n, density, seed=0):
+    import scipy.sparse as sp
+    return sp.random(m, n, density=density, format="csr", random_state=seed, dtype=np.float64)
+
+
+def ml100k_residual():
+    from bigmodel.data import movielens
+    from bigmodel.recsys import SVDRecommender
+    if movielens.recbole_path() is None:
+        return None
+    return SVDRecommender(n_iter=1).fit(movielens.load_ml100k()).residual_matrix()
+
+
+def _row(workload, name, t_ours, err_ours, anchor, t_anchor, err_anchor):
+    return dict(workload=f"{workload} — {name}", ours_ms=t_ours * 1e3, anchor=anchor,
+                anchor_ms=t_anchor * 1e3, flop=None,
+                note=f"σ err ours {err_ours:.1e}, {anchor} {err_anchor:.1e}")
+
+
+def _compare(workload, a, k, ref, rounds, lanczos_iter):
+    """Ours (randomized with the defaults; block Lanczos with `lanczos_iter`, None = skip)
+    beside randomized_svd (defaults) and svds; ref None = svds' own values."""
+    from scipy.sparse.linalg import svds
+    from sklearn.utils.extmath import randomized_svd
+    fns = {
+        "ours": lambda: ops.truncated_svd(a, k, random_state=0),
+        "sklearn": lambda: randomized_svd(a, k, random_state=0),
+        "svds": lambda: svds(a, k, random_state=0),
+    }
+    if lanczos_iter is not None:
+        fns["ours_lanczos"] = lambda: ops.truncated_svd(a, k, method="lanczos", random_state=0,
+                                                        n_iter=lanczos_iter)
+    r = _best(fns, rounds)
+    if ref is None:
+        ref = np.sort(np.asarray(r["svds"][1][1], np.float64))[::-1]
+    err = {n: _sigma_err(v[1][1], ref) for n, v in r.items()}
+    t = {n: v[0] for n, v in r.items()}
+    out = [_row(workload, "randomized (defaults)", t["ours"], err["ours"],
+                "sklearn randomized_svd", t["sklearn"], err["sklearn"]),
+           _row(workload, "randomized (defaults)", t["ours"], err["ours"],
+                "scipy svds", t["svds"], err["svds"])]
+    if lanczos_iter is not None:
+        name = f"lanczos n_iter={lanczos_iter}"
+        out += [_row(workload, name, t["ours_lanczos"], err["ours_lanczos"],
+                     "sklearn randomized_svd", t["sklearn"], err["sklearn"]),
+                _row(workload, name, t["ours_lanczos"], err["ours_lanczos"], "scipy svds",
+                     t["svds"], err["svds"])]
+    return out
+
+
+def rows(quick: bool = False):
+    try:
+        import scipy.sparse  # noqa: F401
+        import sklearn  # noqa: F401
+    except ImportError:
+        return []
+    out = []
+    # Dense float32, exact spectrum known by construction.
+    m, n = (4000, 1000) if quick else (10000, 2000)
+    a, s = dense_signal_noise(m, n)
+    out += _compare(f"SVD dense {m}x{n} f32 k50", a, 50, s[:50], 1 if quick else 2, 2)
+    del a
+    # Sparse CSR, flat spectrum: reference = svds (ARPACK, tol 0: machine precision).
+    m, n = (20000, 5000) if quick else (100000, 10000)
+    out += _compare(f"SVD sparse {m}x{n} 1% k50", sparse_flat(m, n, 0.01), 50, None, 1,
+                    3 if quick else None)
+    r = ml100k_residual()
+    if r is not None:
+        ref = np.linalg.svd(r.toarray(), compute_uv=False)[:20]
+        out += _compare("SVD ML-100k residual 943x1682 k20", r, 20, ref, 3, "auto")
+    return out
+
+
+if __name__ == "__main__":
+    quick = "--quick" in sys.argv
+    for row in rows(quick):
+        ratio = row["anchor_ms"] / row["ours_ms"]
+        print(f"| {row['workload']} | {row['ours_ms']:.1f} | {row['anchor']} {row['anchor_ms']:.1f} "
+              f"| {ratio:.2f}x | {row['note']} |", flush=True)

@@ -1,0 +1,420 @@
+"""Truncated SVD of dense or sparse matrices, and the CSR x dense product (``spmm_csr``) under it.
+
+``truncated_svd(a, k, method='randomized')`` is the Halko–Martinsson–Tropp range finder (Halko,
+Martinsson, Tropp, SIAM Review 2011, Alg. 4.4) with power iterations; ``method='lanczos'`` is a
+block Krylov (block Lanczos with full reorthogonalization, Musco & Musco, NeurIPS 2015) run until
+the top-k singular values stop moving, for slowly decaying spectra and near-machine-precision
+results. Every pass over A is our GEMM (dense) or our CSR SpMM (sparse, C++ OpenMP + SIMD, both
+A·X and Aᵀ·X without forming Aᵀ); the tall-skinny blocks are orthonormalized with CholeskyQR2
+on our GEMM (Fukaya et al. 2014), shifted CholeskyQR3 when a block is ill-conditioned, and
+Gram-eigenvector completion when it is rank deficient; only (k+p) x (k+p) matrices go to
+LAPACK (numpy.linalg), the rank-deficient final SVD excepted.
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from ._backend import _core
+from .gemm import gemm
+
+_METHODS = ("randomized", "lanczos")
+_PAD = 16  # working blocks get rows padded to 16 elements: full SIMD vectors in the SpMM kernel
+
+
+# ---- argument checks ---------------------------------------------------------------------------
+
+def _is_sparse(a):
+    return type(a).__module__.startswith("scipy.sparse") and hasattr(a, "format")
+
+
+def _check_matrix(fn, a, name="a"):
+    """Returns ('dense', ndarray) or ('csr'|'csc', scipy matrix); raises TypeError/ValueError."""
+    if _is_sparse(a):
+        if a.format not in ("csr", "csc"):
+            raise TypeError(f"{fn}: {name} must be a dense array or a SciPy CSR/CSC matrix, got "
+                            f"sparse format {a.format!r} ({name}.shape={a.shape}); convert it "
+                            f"with {name}.tocsr()")
+        if a.dtype not in (np.float32, np.float64):
+            raise TypeError(f"{fn}: {name} must be float32 or float64, got dtype {a.dtype}")
+        if len(a.shape) != 2:
+            raise ValueError(f"{fn}: {name} must be 2-D, got shape {a.shape}")
+        if not np.isfinite(a.data).all():
+            raise ValueError(f"{fn}: {name} contains NaN or Inf ({name}.shape={a.shape})")
+        return a.format, a
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{fn}: {name} must be a NumPy array or a SciPy CSR/CSC matrix, got "
+                        f"{type(a).__name__}")
+    if a.dtype not in (np.float32, np.float64):
+        raise TypeError(f"{fn}: {name} must be float32 or float64, got dtype {a.dtype} "
+                        f"({name}.shape={a.shape})")
+    if a.ndim != 2:
+        raise ValueError(f"{fn}: {name} must be 2-D, got {name}.shape={a.shape}")
+    if not np.isfinite(a).all():
+        raise ValueError(f"{fn}: {name} contains NaN or Inf ({name}.shape={a.shape})")
+    return "dense", a
+
+
+def _csr_parts(a):
+    """indptr, indices, data of a CSR/CSC matrix: contiguous, one index dtype (int32 or int64)."""
+    it = np.int32 if a.indptr.dtype == np.int32 and a.indices.dtype == np.int32 else np.int64
+    return (np.ascontiguousarray(a.indptr, dtype=it), np.ascontiguousarray(a.indices, dtype=it),
+            np.ascontiguousarray(a.data))
+
+
+def _padded(rows, cols, dtype):
+    """Uninitialised (rows, cols) array whose rows are padded to a multiple of _PAD elements."""
+    ld = -(-cols // _PAD) * _PAD
+    return np.empty((rows, ld), dtype)[:, :cols]
+
+
+# ---- sparse x dense ----------------------------------------------------------------------------
+
+def spmm_csr(a, x, *, transpose=False, out=None):
+    """``a @ x`` (or ``a.T @ x`` with ``transpose``) for a SciPy CSR matrix ``a`` and dense ``x``.
+
+    Our C++ kernel (OpenMP over rows balanced by nonzeros, SIMD over the columns of x); the
+    transposed product reads ``a`` as stored. A CSC matrix is accepted too (it is the CSR form of
+    its transpose). float32/float64; ``x`` is cast to ``a``'s dtype.
+
+    >>> import numpy as np, scipy.sparse as sp
+    >>> from bigmodel.ops import spmm_csr
+    >>> a = sp.csr_matrix(np.array([[1., 0.], [0., 2.]]))
+    >>> spmm_csr(a, np.ones((2, 3)))
+    array([[1., 1., 1.],
+           [2., 2., 2.]])
+    """
+    fmt, a = _check_matrix("spmm_csr", a)
+    if fmt == "dense":
+        raise TypeError("spmm_csr: a must be a SciPy CSR/CSC matrix, got a dense array")
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"spmm_csr: x must be a NumPy array, got {type(x).__name__}")
+    if x.ndim != 2:
+        raise ValueError(f"spmm_csr: x must be 2-D, got x.shape={x.shape}")
+    m, n = a.shape
+    rows_x, rows_y = (m, n) if transpose else (n, m)
+    if x.shape[0] != rows_x:
+        raise ValueError(f"spmm_csr: x has {x.shape[0]} rows, expected {rows_x} "
+                         f"(a.shape={a.shape}, x.shape={x.shape}, transpose={transpose})")
+    x = np.asarray(x, dtype=a.dtype)
+    if x.shape[1] and (x.strides[1] != x.itemsize or x.strides[0] < x.shape[1] * x.itemsize):
+        x = np.ascontiguousarray(x)
+    if out is None:
+        out = np.empty((rows_y, x.shape[1]), a.dtype)
+    elif out.shape != (rows_y, x.shape[1]) or out.dtype != a.dtype:
+        raise ValueError(f"spmm_csr: out must be {(rows_y, x.shape[1])} {a.dtype}, got "
+                         f"{out.shape} {out.dtype}")
+    if x.shape[1] == 0:
+        return out
+    indptr, indices, data = _csr_parts(a)
+    if fmt == "csr":
+        _core.spmm_csr(indptr, indices, data, x, out, m, n, bool(transpose))
+    else:  # CSC of a == CSR of a.T (n x m)
+        _core.spmm_csr(indptr, indices, data, x, out, n, m, not transpose)
+    return out
+
+
+class _Operator:
+    """A as two products, ``A @ X`` and ``A.T @ X``, on our kernels (X and results (., l))."""
+
+    def __init__(self, fmt, a):
+        self.shape = tuple(int(s) for s in a.shape)
+        self.dtype = a.dtype
+        self.fmt = fmt
+        self.a = a
+        if fmt != "dense":
+            self.parts = _csr_parts(a)
+        elif not (a.flags.c_contiguous or a.flags.f_contiguous):
+            self.a = np.ascontiguousarray(a)
+
+    def _sparse(self, x, transpose):
+        m, n = self.shape
+        out = _padded(n if transpose else m, x.shape[1], self.dtype)
+        if self.fmt == "csr":
+            _core.spmm_csr(*self.parts, x, out, m, n, transpose)
+        else:
+            _core.spmm_csr(*self.parts, x, out, n, m, not transpose)
+        return out
+
+    # Dense: the big matrix always enters our GEMM as a row-major B operand (A·X for C order is
+    # a row-major A operand, also fast); a transposed big A operand measured 2x slower
+    # (4000x1000 fp32, k 60: Aᵀ·Q 45 ms, (Qᵀ·A)ᵀ written through a transposed view 23 ms).
+    def _dense(self, x, transpose):
+        m, n = self.shape
+        out = _padded(n if transpose else m, x.shape[1], self.dtype)
+        row_major = self.a.flags.c_contiguous
+        if transpose == row_major:  # (xᵀ·A)ᵀ, or (xᵀ·Aᵀ)ᵀ with Aᵀ row-major
+            gemm(x, self.a if row_major else self.a.T, trans_a=True, out=out.T)
+        else:
+            gemm(self.a if row_major else self.a.T, x, out=out)
+        return out
+
+    def matmat(self, x):
+        return self._dense(x, False) if self.fmt == "dense" else self._sparse(x, False)
+
+    def rmatmat(self, x):
+        return self._dense(x, True) if self.fmt == "dense" else self._sparse(x, True)
+
+
+# ---- orthonormalization ------------------------------------------------------------------------
+
+def _cholqr_pass(y64, shift=0.0):
+    """One CholeskyQR pass: (y r^-1, r, well_conditioned) with r = chol(y.T y + shift I).T."""
+    g = gemm(y64, y64, trans_a=True)
+    if shift:
+        g[np.diag_indices_from(g)] += shift
+    r = np.linalg.cholesky(g).T  # g = r.T @ r, r upper triangular; raises LinAlgError
+    d = np.abs(np.diag(r))
+    ok = bool(np.all(np.isfinite(r)) and d.min() > 1e-6 * d.max())
+    rinv = np.linalg.solve(r, np.eye(r.shape[0]))
+    return gemm(y64, rinv, out=_padded(y64.shape[0], y64.shape[1], np.float64)), r, ok
+
+
+def _qr(y, passes=2):
+    """Thin QR of y (m x l, m >= l) on our GEMM: (q float64, r) with y = q r, q orthonormal.
+
+    CholeskyQR `passes` times (Fukaya et al. 2014; the Gram matrix is formed in float64, also
+    for float32 y, so one pass is accurate while cond(y) < ~1e6). A more ill-conditioned y gets
+    shifted CholeskyQR3 (Fukaya et al., SIAM J. Sci. Comput. 2020: a shift makes the first
+    Cholesky succeed up to cond ~1e15, two plain passes restore orthogonality). Returns None when
+    y is numerically rank deficient (then no thin QR with orthonormal q and this r exists).
+    Only l x l matrices go to LAPACK: multithreaded LAPACK on tall blocks is slow on busy
+    machines (OpenBLAS threads spin), and these blocks are GEMM-sized anyway.
+    """
+    y64 = np.asarray(y, np.float64)
+    r_all = np.eye(y.shape[1])
+    try:
+        for _ in range(passes):
+            y64, r, ok = _cholqr_pass(y64)
+            r_all = r @ r_all
+            if not ok:
+                raise np.linalg.LinAlgError
+        return y64, r_all
+    except np.linalg.LinAlgError:
+        pass
+    y64 = np.asarray(y, np.float64)
+    m, l = y64.shape
+    norm2 = float(np.sum(y64 * y64))
+    shift = 11 * (m * l + l * (l + 1)) * np.finfo(np.float64).eps * norm2
+    try:
+        y64, r_all, _ = _cholqr_pass(y64, shift)
+        for _ in range(2):
+            y64, r, ok = _cholqr_pass(y64)
+            r_all = r @ r_all
+        if not ok:
+            return None
+        return y64, r_all
+    except np.linalg.LinAlgError:
+        return None
+
+
+def _orth(y, passes=2, rng=None):
+    return _orth_flag(y, passes, rng)[0]
+
+
+def _orth_flag(y, passes=2, rng=None):
+    """Orthonormal basis (m x l) of a space containing range(y), in y's dtype.
+
+    _qr when y has full numerical rank; otherwise its numerically independent directions
+    (eigenvectors of the Gram matrix, Stathopoulos & Wu's SVQB) completed with random
+    directions orthogonalized against them, so the basis always has l columns. Householder QR
+    (LAPACK) is the last resort. Returns (basis, True when a fallback ran).
+    """
+    res = _qr(y, passes)
+    fallback = res is None
+    if fallback:
+        y64 = np.asarray(y, np.float64)
+        lam, w = np.linalg.eigh(gemm(y64, y64, trans_a=True))
+        good = lam > 1e-13 * max(lam[-1], np.finfo(np.float64).tiny)
+        keep = gemm(y64, np.ascontiguousarray(w[:, good] / np.sqrt(lam[good])))
+        rng = rng if rng is not None else np.random.default_rng(0)
+        fill = rng.standard_normal((y.shape[0], int((~good).sum())))
+        fill = _project_out(keep, fill)
+        res = _qr(np.hstack([keep, fill]), 2)
+        if res is None:
+            res = (np.linalg.qr(y64)[0], None)
+    out = _padded(y.shape[0], y.shape[1], y.dtype)
+    out[...] = res[0]
+    return out, fallback
+
+
+def _project_out(q_all, z):
+    """z -= q_all @ (q_all.T @ z), twice (classical Gram-Schmidt twice is enough)."""
+    if q_all.shape[1] == 0:
+        return z
+    for _ in range(2):
+        c = gemm(q_all, z, trans_a=True)
+        gemm(q_all, c, z, alpha=-1.0, beta=1.0, out=z)
+    return z
+
+
+# ---- the small SVD at the end ------------------------------------------------------------------
+
+def _fix_signs(u, vt):
+    idx = np.argmax(np.abs(u), axis=0)
+    s = np.sign(u[idx, np.arange(u.shape[1])])
+    s[s == 0] = 1
+    u *= s.astype(u.dtype)
+    vt *= s.astype(vt.dtype)[:, None]
+    return u, vt
+
+
+def _ritz(q, w, k, dtype):
+    """Given q (m x d, orthonormal) and w = A.T @ q (n x d): top-k (U, S, Vt) of q q.T A.
+
+    q.T A = w.T. With w = qw r (thin QR on our GEMM) and r = p s zt (a d x d SVD):
+    q.T A = z s (qw p).T, so U = q z, V = qw p. Falls back to numpy.linalg.svd(w) when w is
+    numerically rank deficient.
+    """
+    res = _qr(w, 2)
+    if res is not None:
+        qw, r = res
+        p, s, zt = np.linalg.svd(r)
+        v = gemm(qw, np.ascontiguousarray(p[:, :k]))
+        z = zt[:k].T
+    else:
+        v, s, zt = np.linalg.svd(np.asarray(w, np.float64), full_matrices=False)
+        v, z = v[:, :k], zt[:k].T
+    u = gemm(q, np.ascontiguousarray(z, dtype=q.dtype))
+    u = np.ascontiguousarray(u, dtype=dtype)
+    vt = np.ascontiguousarray(v.T, dtype=dtype)
+    u, vt = _fix_signs(u, vt)
+    return u, s[:k].astype(dtype), vt
+
+
+# ---- the two methods ---------------------------------------------------------------------------
+
+def _gaussian(rng, shape, dtype):
+    out = _padded(shape[0], shape[1], dtype)
+    out[...] = rng.standard_normal(shape)
+    return out
+
+
+def _randomized(op, k, p, n_iter, rng):
+    m, n = op.shape
+    l = min(k + p, m, n)
+    y = op.matmat(_gaussian(rng, (n, l), op.dtype))
+    for _ in range(n_iter):
+        # One CholeskyQR pass is enough between power iterations: the basis only has to stay
+        # well conditioned (sklearn uses LU here); the last basis gets two.
+        z = op.rmatmat(_orth(y, passes=1, rng=rng))
+        y = op.matmat(_orth(z, passes=1, rng=rng))
+    q = _orth(y, passes=2, rng=rng)
+    return _ritz(q, op.rmatmat(q), k, op.dtype)
+
+
+def _lanczos(op, k, p, n_iter, rng):
+    m, n = op.shape
+    b = min(k + p, m, n)
+    dmax = min(m, n)
+    max_blocks = n_iter + 1 if n_iter is not None else max(2, dmax // b + 1)
+    tol = 1e-12 if op.dtype == np.float64 else 1e-6
+    ld = -(-dmax // _PAD) * _PAD
+    q_all = np.empty((m, ld), op.dtype)
+    w_all = np.empty((n, ld), op.dtype)
+    gram = np.zeros((dmax, dmax))
+    d = 0
+    z = op.matmat(_gaussian(rng, (n, b), op.dtype))
+    prev, quiet = None, 0
+    for it in range(max_blocks):
+        width = min(b, dmax - d)
+        if width <= 0:
+            break
+        z = z[:, :width]
+        norms0 = np.linalg.norm(z, axis=0)
+        z = _project_out(q_all[:, :d], z)
+        # Breakdown (an invariant subspace was found): restart the dead columns at random.
+        dead = np.linalg.norm(z, axis=0) <= 1e-10 * np.maximum(norms0, np.finfo(op.dtype).tiny)
+        if dead.any():
+            z[:, dead] = rng.standard_normal((m, int(dead.sum())))
+            z = _project_out(q_all[:, :d], z)
+        # Block CGS2 then CholeskyQR2; once more when the block was numerically rank deficient
+        # (its random completion is not orthogonal to q_all yet) or lost most of its norm to
+        # the projection (rounding left in it along q_all is then amplified by the QR).
+        kept = np.linalg.norm(z, axis=0) / np.maximum(norms0, np.finfo(op.dtype).tiny)
+        qn, fallback = _orth_flag(z, passes=2, rng=rng)
+        if fallback or kept.min() < 1e-2:
+            qn = _orth(_project_out(q_all[:, :d], qn), passes=1, rng=rng)
+        q_all[:, d:d + width] = qn
+        wn = op.rmatmat(q_all[:, d:d + width])
+        w_all[:, d:d + width] = wn
+        # Gram matrix of w_all, grown by one block row/column: n*d*b flops per block, not n*d^2.
+        wn64 = np.asarray(wn, np.float64)
+        gram[:d + width, d:d + width] = gemm(np.asarray(w_all[:, :d + width], np.float64), wn64,
+                                             trans_a=True)
+        gram[d:d + width, :d] = gram[:d, d:d + width].T
+        d += width
+        if d >= k:
+            # Ritz values from the Gram matrix (only l x l goes to LAPACK): accurate to about
+            # eps * s[0]^2 / s_i, enough to see them stop moving at tol * s[0].
+            lam = np.linalg.eigvalsh(gram[:d, :d])[::-1][:k]
+            s = np.sqrt(np.maximum(lam, 0))
+            if prev is not None and np.max(np.abs(s - prev)) <= tol * s[0]:
+                quiet += 1
+                if quiet >= 2 and n_iter is None:
+                    break
+            else:
+                quiet = 0
+            prev = s
+        if it + 1 < max_blocks and d < dmax:
+            z = op.matmat(wn)  # (A A.T) q_last: the next Krylov block
+    return _ritz(q_all[:, :d], w_all[:, :d], k, op.dtype)
+
+
+def truncated_svd(a, k, *, n_oversamples=10, n_iter="auto", method="randomized",
+                  random_state=None):
+    """Top-k singular triplets ``(U, S, Vt)`` of a dense array or SciPy CSR/CSC matrix.
+
+    a: (m, n) float32/float64 NumPy array or scipy.sparse CSR/CSC matrix (float32/float64);
+    1 <= k < min(m, n). Returns U (m, k), S (k,) descending, Vt (k, n) in a's dtype. Signs are
+    fixed: each column of U has its largest-magnitude entry positive. The same random_state
+    (None, an int, or a numpy Generator/RandomState) gives the same result.
+
+    method='randomized' (defaults as scikit-learn's randomized_svd): n_oversamples extra
+    columns, n_iter power iterations ('auto': 7 if k < 0.1 * min(m, n) else 4).
+    method='lanczos': block Krylov with block size k + n_oversamples and full
+    reorthogonalization; n_iter='auto' adds blocks until the top-k singular values are
+    stationary to ~machine precision (an int fixes the number of extra blocks).
+
+    >>> import numpy as np
+    >>> from bigmodel.ops import truncated_svd
+    >>> a = np.diag([5., 4., 3., 2., 1.])
+    >>> u, s, vt = truncated_svd(a, 2, random_state=0)
+    >>> np.round(s, 6)
+    array([5., 4.])
+    """
+    fn = "truncated_svd"
+    fmt, a = _check_matrix(fn, a)
+    m, n = (int(x) for x in a.shape)
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral):
+        raise TypeError(f"{fn}: k must be an int, got {type(k).__name__}")
+    if not 1 <= k < min(m, n):
+        raise ValueError(f"{fn}: k must satisfy 1 <= k < min(m, n) = {min(m, n)}, got k={k} "
+                         f"(a.shape=({m}, {n}))")
+    if isinstance(n_oversamples, bool) or not isinstance(n_oversamples, numbers.Integral):
+        raise TypeError(f"{fn}: n_oversamples must be an int, got {type(n_oversamples).__name__}")
+    if n_oversamples < 0:
+        raise ValueError(f"{fn}: n_oversamples must be >= 0, got {n_oversamples}")
+    if isinstance(n_iter, str):
+        if n_iter != "auto":
+            raise ValueError(f"{fn}: n_iter must be 'auto' or an int >= 0, got {n_iter!r}")
+    elif isinstance(n_iter, bool) or not isinstance(n_iter, numbers.Integral):
+        raise TypeError(f"{fn}: n_iter must be 'auto' or an int, got {type(n_iter).__name__}")
+    elif n_iter < 0:
+        raise ValueError(f"{fn}: n_iter must be >= 0, got {n_iter}")
+    if method not in _METHODS:
+        raise ValueError(f"{fn}: method must be one of {_METHODS}, got {method!r}")
+    if isinstance(random_state, np.random.RandomState):
+        rng = np.random.default_rng(random_state.randint(0, 2 ** 63 - 1, dtype=np.int64))
+    elif random_state is None or isinstance(random_state, (numbers.Integral, np.random.Generator)):
+        rng = np.random.default_rng(random_state)
+    else:
+        raise TypeError(f"{fn}: random_state must be None, an int or a numpy Generator, got "
+                        f"{type(random_state).__name__}")
+
+    op = _Operator(fmt, a)
+    if method == "randomized":
+        q = (7 if k < 0.1 * min(m, n) else 4) if n_iter == "auto" else int(n_iter)
+        return _randomized(op, k, int(n_oversamples), q, rng)
+    return _lanczos(op, k, int(n_oversamples), None if n_iter == "auto" else int(n_iter), rng)
