@@ -41,6 +41,25 @@ def _train_text(args):
     return 0
 
 
+def _train_recommender(args):
+    from bigmodel.data import load_ml100k
+    from bigmodel.recsys import SVDRecommender, train_test_split
+
+    ratings = load_ml100k(args.data)
+    train, test = train_test_split(ratings, test_size=0.2, random_state=args.seed)
+    print(f"MovieLens-100k: {len(train.rating)} training, {len(test.rating)} test ratings",
+          flush=True)
+    t0 = time.perf_counter()
+    rec = SVDRecommender(random_state=args.seed).fit(train)
+    dt = time.perf_counter() - t0
+    res = {k: round(v, 4) for k, v in rec.evaluate(test).items()}
+    res["fit_seconds"] = round(dt, 2)
+    print(json.dumps(res, indent=1))
+    user = int(test.user[0])
+    print(f"top 5 for user {user}: {rec.recommend(user, n=5).tolist()}")
+    return 0
+
+
 def _train_cnn(args):
     import numpy as np
 
@@ -86,9 +105,9 @@ def main(argv=None) -> int:
     sub = parser.add_subparsers(dest="cmd", required=True)
     sub.add_parser("info", help="print what bigmodel runs on (ISA, threads, CUDA)")
     tr = sub.add_parser("train", help="train one of the seeds' models on real data")
-    tr.add_argument("model", choices=["cnn", "lstm", "transformer"],
+    tr.add_argument("model", choices=["cnn", "lstm", "transformer", "recommender"],
                     help="cnn: the MNIST CNN; lstm / transformer: the Rotten Tomatoes sentiment "
-                         "classifiers")
+                         "classifiers; recommender: truncated-SVD recommender on MovieLens-100k")
     tr.add_argument("--epochs", type=int, default=3)
     tr.add_argument("--batch-size", type=int, default=64)
     tr.add_argument("--lr", type=float, default=None, help="default 0.01 (SGD) / 1e-3 (AdamW)")
@@ -107,6 +126,8 @@ def main(argv=None) -> int:
         return 0
     if args.cmd == "train":
         args.lr_set = args.lr is not None
+        if args.model == "recommender":
+            return _train_recommender(args)
         return _train_cnn(args) if args.model == "cnn" else _train_text(args)
     if args.cmd == "bench":
         script = os.path.join(os.getcwd(), "benchmarks", "compare.py")

