@@ -81,6 +81,17 @@ class EarlyStopping(Callback):
                 trainer.stop_training = True
 
 
+class LRScheduler(Callback):
+    """Steps an optim schedule (StepLR, CosineAnnealingLR, ...) at the end of every epoch."""
+
+    def __init__(self, schedule):
+        self.schedule = schedule
+
+    def on_epoch_end(self, trainer, epoch, logs):
+        self.schedule.step()
+        logs["lr"] = self.schedule.optimizer.lr
+
+
 class ModelCheckpoint(Callback):
     """Saves model, optimizer and epoch after every epoch (atomically), for resuming."""
 
