@@ -1,17 +1,25 @@
 // AVX-512 GEMM micro-kernels (fp32, fp64, bf16 -> fp32) and their entry points.
 // Compiled with -mavx512f/bw/vl/dq/bf16; only called when cpu_features says the CPU has them.
 //
-// Tiles (rows x columns of C): fp32 12x32, fp64 12x16, bf16 12x32 (k in pairs). 24 accumulator
-// registers + 2 for B + 1 broadcast fits the 32 zmm registers, and 24 independent FMA chains
+// Tiles (rows x columns of C): fp32 6x64, fp64 12x16, bf16 12x32 (k in pairs). 24 accumulator
+// registers + 2-4 for B + 1 broadcast fit the 32 zmm registers, and 24 independent FMA chains
 // cover Zen 4's 4-cycle FMA latency at one 512-bit FMA per cycle (two 256-bit pipes).
-// Blocking: A micro-panel 12 x KC in L1 (KC 384 -> 18 KiB fp32), B block KC x NC in L2
-// (384 x 512 x 4 = 768 KiB of the 1 MiB L2). See benchmarks/NOTES.md for the tuning runs.
+// Blocking: A micro-panel MR x KC in L1 (KC 384), B block KC x NC in L2 (384 x 512 x 4 =
+// 768 KiB of the 1 MiB L2). See benchmarks/NOTES.md for the tuning runs.
 #include <immintrin.h>
 
 #include <cstring>
 
 #include "cpu/gemm.h"
 #include "cpu/gemm_driver.h"
+
+// fp32 tile: 6 x 64 (6 broadcasts per 24 FMAs) measured 1.05-1.2x the 12 x 32 tile (12 per 24)
+// on the skinny layer shapes and equal on squares (benchmarks/NOTES.md). -DBM_F32_MR=12
+// -DBM_F32_NV=2 builds the other one.
+#ifndef BM_F32_MR
+#define BM_F32_MR 6
+#define BM_F32_NV 4
+#endif
 
 namespace bm {
 namespace avx512 {
@@ -23,30 +31,28 @@ inline __mmask16 lane_mask(int n, int v) {
   return left >= 16 ? __mmask16(0xffff) : left <= 0 ? __mmask16(0) : __mmask16((1u << left) - 1);
 }
 
-// Writes acc (MR rows x 2 vectors of 16 floats) to C: masked columns, first m rows.
-template <int MR>
-inline void store_f32(__m512 (&acc)[MR][2], float* c, int64_t rs_c, int64_t cs_c, int m, int n,
+// Writes acc (MR rows x NV vectors of 16 floats) to C: masked columns, first m rows.
+template <int MR, int NV = 2>
+inline void store_f32(__m512 (&acc)[MR][NV], float* c, int64_t rs_c, int64_t cs_c, int m, int n,
                       float alpha, float beta) {
   if (cs_c == 1) {
-    const __mmask16 k0 = lane_mask<2>(n, 0), k1 = lane_mask<2>(n, 1);
+    __mmask16 km[NV];
+    for (int v = 0; v < NV; ++v) km[v] = lane_mask<NV>(n, v);
     const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
     for (int i = 0; i < m && i < MR; ++i) {
       float* row = c + i * rs_c;
-      __m512 r0 = _mm512_mul_ps(acc[i][0], va), r1 = _mm512_mul_ps(acc[i][1], va);
-      if (beta != 0.f) {
-        r0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(k0, row), vb, r0);
-        r1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(k1, row + 16), vb, r1);
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) {
+        __m512 r = _mm512_mul_ps(acc[i][v], va);
+        if (beta != 0.f) r = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(km[v], row + 16 * v), vb, r);
+        _mm512_mask_storeu_ps(row + 16 * v, km[v], r);
       }
-      _mm512_mask_storeu_ps(row, k0, r0);
-      _mm512_mask_storeu_ps(row + 16, k1, r1);
     }
   } else {
-    alignas(64) float tile[MR * 32];
-    for (int i = 0; i < MR; ++i) {
-      _mm512_store_ps(tile + i * 32, acc[i][0]);
-      _mm512_store_ps(tile + i * 32 + 16, acc[i][1]);
-    }
-    gemm_detail::store_tile_generic(tile, 32, c, rs_c, cs_c, m, n, alpha, beta);
+    alignas(64) float tile[MR * 16 * NV];
+    for (int i = 0; i < MR; ++i)
+      for (int v = 0; v < NV; ++v) _mm512_store_ps(tile + i * 16 * NV + 16 * v, acc[i][v]);
+    gemm_detail::store_tile_generic(tile, 16 * NV, c, rs_c, cs_c, m, n, alpha, beta);
   }
 }
 
@@ -60,52 +66,60 @@ inline void prefetch_c(const T* c, int64_t rs_c, int64_t cs_c, int m) {
   }
 }
 
-// fp32 12x32. RA: A row-major (a[i*lda + k], rows >= m clamped to the last valid one, so
-// nothing outside A is read); otherwise a packed micro-panel. B is a packed, aligned panel.
-struct KernF32 {
+// fp32 MR x (16*NV) tile. RA: A row-major (a[i*lda + k], rows >= m clamped to the last valid
+// one, so nothing outside A is read); otherwise a packed micro-panel. B is a packed, aligned
+// panel. MR*NV accumulators + NV B vectors + 1 broadcast must fit the 32 zmm registers.
+template <int MR_, int NV>
+struct KernF32T {
   using TP = float;
   using TC = float;
-  static constexpr int MR = 12, NR = 32, KU = 1;
+  static constexpr int MR = MR_, NR = 16 * NV, KU = 1;
   static constexpr int64_t KC = 384, NC = 512;
   static constexpr bool kRowA = true;
   static constexpr int64_t kSmallM = 96, kInPlaceMaxN = 256;
-  // Edge panels with m <= 8 or m <= 4 rows run a shorter tile (no FMAs on padding rows: M = 64
-  // is 5 x 12 + 4).
+  // Edge panels with few rows run a shorter tile (no FMAs on padding rows: M = 64 is 5 x 12 + 4).
   template <bool RA>
   static void ukr(int64_t ks, const float* a, int64_t lda, const float* b, float* c,
                   int64_t rs_c, int64_t cs_c, int m, int n, float alpha, float beta) {
-    if (m > 8) ukr_rows<RA, 12>(ks, a, lda, b, c, rs_c, cs_c, m, n, alpha, beta);
-    else if (m > 4) ukr_rows<RA, 8>(ks, a, lda, b, c, rs_c, cs_c, m, n, alpha, beta);
-    else ukr_rows<RA, 4>(ks, a, lda, b, c, rs_c, cs_c, m, n, alpha, beta);
+    constexpr int R2 = (2 * MR) / 3, R3 = MR / 3;
+    if (m > R2) ukr_rows<RA, MR>(ks, a, lda, b, c, rs_c, cs_c, m, n, alpha, beta);
+    else if (m > R3) ukr_rows<RA, R2>(ks, a, lda, b, c, rs_c, cs_c, m, n, alpha, beta);
+    else ukr_rows<RA, R3>(ks, a, lda, b, c, rs_c, cs_c, m, n, alpha, beta);
   }
   template <bool RA, int R>
   static void ukr_rows(int64_t ks, const float* a, int64_t lda, const float* b, float* c,
                        int64_t rs_c, int64_t cs_c, int m, int n, float alpha, float beta) {
     prefetch_c(c, rs_c, cs_c, m);
-    __m512 acc[R][2];
+    __m512 acc[R][NV];
 #pragma GCC unroll 12
-    for (int i = 0; i < R; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+    for (int i = 0; i < R; ++i)
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_setzero_ps();
     const float* ar[R];
     if constexpr (RA) {
 #pragma GCC unroll 12
       for (int i = 0; i < R; ++i) ar[i] = a + (i < m ? i : m - 1) * lda;
     }
     for (int64_t k = 0; k < ks; ++k) {
-      const __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
-      _mm_prefetch(reinterpret_cast<const char*>(b + 8 * NR), _MM_HINT_T0);
-      _mm_prefetch(reinterpret_cast<const char*>(b + 8 * NR + 16), _MM_HINT_T0);
+      __m512 bv[NV];
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) {
+        bv[v] = _mm512_load_ps(b + 16 * v);
+        _mm_prefetch(reinterpret_cast<const char*>(b + 8 * NR + 16 * v), _MM_HINT_T0);
+      }
 #pragma GCC unroll 12
       for (int i = 0; i < R; ++i) {
         const __m512 ai = _mm512_set1_ps(RA ? ar[i][k] : a[i]);
-        acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
-        acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_fmadd_ps(ai, bv[v], acc[i][v]);
       }
       if constexpr (!RA) a += MR;
       b += NR;
     }
-    store_f32<R>(acc, c, rs_c, cs_c, m, n, alpha, beta);
+    store_f32<R, NV>(acc, c, rs_c, cs_c, m, n, alpha, beta);
   }
 };
+using KernF32 = KernF32T<BM_F32_MR, BM_F32_NV>;
 
 // bf16: packed A holds, per k pair, MR (a[i,k], a[i,k+1]) pairs as 32-bit words; packed B holds,
 // per k pair, NR (b[k,j], b[k+1,j]) pairs = two zmm of 32 bf16. vdpbf16ps adds both products.
