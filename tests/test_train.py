@@ -208,3 +208,59 @@ def test_mnist_cnn_learns_for_real():
            verbose=0)
     acc = tr.evaluate(xte[:2000], yte[:2000])["accuracy"]
     assert acc >= 0.93, acc
+
+
+def test_fit_resume_restores_model_optimizer_epoch(rng, tmp_path):
+    x, y = _blobs(rng, 64)
+    path = str(tmp_path / "run.ckpt")
+
+    def make():
+        bm.manual_seed(0)
+        m = nn.Sequential(nn.Linear(2, 4), nn.ReLU(), nn.Linear(4, 2))
+        return m, optim.SGD(m.parameters(), lr=0.1, momentum=0.9)
+    m1, o1 = make()
+    Trainer(m1, o1, F.cross_entropy).fit(x, y, epochs=3, batch_size=16, verbose=0, shuffle=False)
+    m2, o2 = make()
+    Trainer(m2, o2, F.cross_entropy, callbacks=[ModelCheckpoint(path)]).fit(
+        x, y, epochs=2, batch_size=16, verbose=0, shuffle=False)            # "interrupted" run
+    m3, o3 = make()
+    h = Trainer(m3, o3, F.cross_entropy, callbacks=[ModelCheckpoint(path)]).fit(
+        x, y, epochs=3, batch_size=16, verbose=0, shuffle=False, resume=path)
+    assert h.epoch == [2]                     # only the missing epoch ran
+    for a, b in zip(m1.parameters(), m3.parameters()):
+        np.testing.assert_array_equal(a.data, b.data)
+
+
+def test_history_plot_png(rng, tmp_path):
+    pytest.importorskip("matplotlib")
+    x, y = _blobs(rng, 64)
+    m = nn.Sequential(nn.Linear(2, 2))
+    h = Trainer(m, optim.SGD(m.parameters(), lr=0.1), F.cross_entropy, ["accuracy"]).fit(
+        x, y, epochs=2, batch_size=16, verbose=0)
+    out = tmp_path / "history.png"
+    h.plot(str(out))
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_idx_reader_and_fashion_mnist_loader(tmp_path):
+    import gzip
+    from bigmodel.data import load_fashion_mnist, read_idx
+    imgs = np.arange(2 * 28 * 28, dtype=np.uint8).reshape(2, 28, 28)
+    labels = np.array([3, 7], np.uint8)
+
+    def write(name, arr):
+        header = bytes([0, 0, 8, arr.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in arr.shape)
+        with gzip.open(tmp_path / (name + ".gz"), "wb") as f:
+            f.write(header + arr.tobytes())
+    for split in ("train", "t10k"):
+        write(f"{split}-images-idx3-ubyte", imgs)
+        write(f"{split}-labels-idx1-ubyte", labels)
+    np.testing.assert_array_equal(read_idx(str(tmp_path / "train-images-idx3-ubyte.gz")), imgs)
+    (x, y), (xt, yt) = load_fashion_mnist(str(tmp_path), normalize=False)
+    assert x.shape == (2, 1, 28, 28) and y.tolist() == [3, 7]
+    np.testing.assert_allclose(x[0, 0], imgs[0] / 255.0, rtol=1e-6)
+    (tmp_path / "bad-idx3-ubyte").write_bytes(b"\x00\x00\x08\x01\x00\x00\x00\x09abc")
+    with pytest.raises(ValueError, match="header says"):
+        read_idx(str(tmp_path / "bad-idx3-ubyte"))
+    with pytest.raises(FileNotFoundError, match="load_fashion_mnist"):
+        load_fashion_mnist(str(tmp_path / "nowhere"))

@@ -175,9 +175,18 @@ class Trainer:
         return lv, out.data
 
     def fit(self, x, y=None, epochs=1, batch_size=32, validation_data=None, shuffle=True,
-            verbose=1, initial_epoch=0):
+            verbose=1, initial_epoch=0, resume=None):
+        """Train for `epochs` epochs (counting from initial_epoch). resume: a ModelCheckpoint
+        file; when it exists, model, optimizer and epoch are restored from it first."""
         if self.optimizer is None or self.loss_fn is None:
             raise RuntimeError("Trainer.fit needs an optimizer and a loss")
+        if resume is not None and __import__("os").path.isfile(resume):
+            from .checkpoint import load
+            state = load(resume)
+            self.model.load_state_dict(state["model"])
+            if "optimizer" in state:
+                self.optimizer.load_state_dict(state["optimizer"])
+            initial_epoch = int(state["epoch"])
         loader = self._loader(x, y, batch_size, shuffle)
         history = History()
         self.stop_training = False
