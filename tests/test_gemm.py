@@ -37,8 +37,9 @@ def test_matmul_matches_reference(isa, rng, shape, dtype):
 @pytest.mark.parametrize("trans_a", [False, True])
 @pytest.mark.parametrize("trans_b", [False, True])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
-def test_gemm_transposes_alpha_beta(isa, rng, trans_a, trans_b, dtype):
-    M, N, K = 45, 67, 89
+@pytest.mark.parametrize("shape", [(45, 67, 89), (130, 1300, 70)], ids=["small", "blocks"])
+def test_gemm_transposes_alpha_beta(isa, rng, trans_a, trans_b, dtype, shape):
+    M, N, K = shape  # the second one gives each thread several column blocks
     a = rng.standard_normal((K, M) if trans_a else (M, K)).astype(dtype)
     b = rng.standard_normal((N, K) if trans_b else (K, N)).astype(dtype)
     c = rng.standard_normal((M, N)).astype(dtype)
@@ -120,7 +121,7 @@ def test_zero_size(rng, shape):
 
 @pytest.mark.parametrize("trans", [(False, False), (True, False), (False, True), (True, True)])
 @pytest.mark.parametrize("shape", [(1, 1, 2), (7, 33, 65), (64, 784, 128), (130, 260, 1001),
-                                   (97, 45, 1537)])
+                                   (97, 45, 1537), (100, 1500, 65)])
 def test_bf16_matches_rounded_reference(rng, shape, trans):
     if not _core.bf16_available():
         pytest.skip("CPU has no AVX512_BF16")
