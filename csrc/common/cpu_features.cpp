@@ -112,6 +112,12 @@ int num_threads() {
   return n;
 }
 
+int threads_for(int64_t work) {
+  if (omp_in_parallel()) return 1;
+  const int64_t t = work / 65536;
+  return static_cast<int>(t < 1 ? 1 : (t < num_threads() ? t : num_threads()));
+}
+
 void set_num_threads(int n) {
   if (n < 1) throw std::invalid_argument("set_num_threads: n must be >= 1, got " + std::to_string(n));
   g_threads.store(n);

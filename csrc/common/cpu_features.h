@@ -5,6 +5,7 @@
 // BIGMODEL_ISA=avx512|avx2|portable in the environment forces a path (never a higher one than
 // the CPU has); set_isa() does the same at run time so tests can exercise every path.
 #pragma once
+#include <cstdint>
 
 namespace bm {
 
@@ -27,5 +28,18 @@ const char* isa_name(Isa isa);
 // omp_set_num_threads, so a change made from one Python thread applies to all.
 int num_threads();
 void set_num_threads(int n);
+
+// Threads worth waking for `work` elements of a memory-bound loop: about 64K elements per
+// thread at least, never more than num_threads(), 1 inside a parallel region.
+int threads_for(int64_t work);
+
+// True when the AVX-512 kernels are the active path (always false off x86).
+inline bool avx512_active() {
+#if defined(BM_X86)
+  return active_isa() == Isa::avx512;
+#else
+  return false;
+#endif
+}
 
 }  // namespace bm

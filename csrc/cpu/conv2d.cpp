@@ -48,7 +48,7 @@ template <typename T>
 void forward_gemm(const Conv2dParams& p, const T* x, const T* w, const T* b, T* y) {
 #if defined(BM_X86)
   if constexpr (std::is_same<T, float>::value)
-    if (active_isa() == Isa::avx512) return avx512::conv2d_gemm_forward(p, x, w, b, y);
+    if (avx512_active()) return avx512::conv2d_gemm_forward(p, x, w, b, y);
 #endif
   const int64_t PQ = p.P * p.Q, HW = p.H * p.W, Cg = p.Cg(), Kg = p.Kg();
   const int64_t CRS = Cg * p.R * p.S;
@@ -76,7 +76,7 @@ template <typename T>
 bool backward_data_as_forward(const Conv2dParams& p, const T* dy, const T* w, T* dx) {
 #if defined(BM_X86)
   if constexpr (std::is_same<T, float>::value) {
-    if (active_isa() != Isa::avx512 || p.stride_h != 1 || p.stride_w != 1) return false;
+    if (!avx512_active() || p.stride_h != 1 || p.stride_w != 1) return false;
     // The scatter form keeps a padded dx and dy in virtual rows per image: good while both fit
     // in L2 (MNIST-sized maps); larger maps (ResNet 56x56) run faster as a forward conv.
     const int64_t Hp = p.P + p.dil_h * (p.R - 1), Wp = p.Q + p.dil_w * (p.S - 1);
@@ -151,7 +151,7 @@ template <typename T>
 bool backward_weight_gemm(const Conv2dParams& p, const T* dy, const T* x, T* dw, T* db) {
 #if defined(BM_X86)
   if constexpr (std::is_same<T, float>::value)
-    if (active_isa() == Isa::avx512) return avx512::conv2d_gemm_backward_weight(p, dy, x, dw, db);
+    if (avx512_active()) return avx512::conv2d_gemm_backward_weight(p, dy, x, dw, db);
 #endif
   const int64_t PQ = p.P * p.Q, HW = p.H * p.W, Cg = p.Cg(), Kg = p.Kg();
   const int64_t CRS = Cg * p.R * p.S, wsize = p.K * CRS;
@@ -405,14 +405,6 @@ void backward_bias(const Conv2dParams& p, const T* dy, T* db) {
   });
 }
 
-bool use_avx512_float() {
-#if defined(BM_X86)
-  return active_isa() == Isa::avx512;
-#else
-  return false;
-#endif
-}
-
 }  // namespace
 
 void conv2d_validate(const Conv2dParams& p) {
@@ -453,7 +445,7 @@ void conv2d_forward(const Conv2dParams& p, const T* x, const T* w, const T* b, T
     case 2:
 #if defined(BM_X86)
       if constexpr (std::is_same<T, float>::value)
-        if (use_avx512_float() && avx512::conv2d_small_forward(p, x, w, b, y)) return;
+        if (avx512_active() && avx512::conv2d_small_forward(p, x, w, b, y)) return;
 #endif
       return forward_small(p, x, w, b, y);
     case 3: return forward_depthwise(p, x, w, b, y);
@@ -484,7 +476,7 @@ void conv2d_backward_weight(const Conv2dParams& p, const T* dy, const T* x, T* d
       case 2:
 #if defined(BM_X86)
         if constexpr (std::is_same<T, float>::value)
-          if (use_avx512_float() && avx512::conv2d_small_backward_weight(p, dy, x, dw, db)) {
+          if (avx512_active() && avx512::conv2d_small_backward_weight(p, dy, x, dw, db)) {
             db = nullptr;  // done on the way
             break;
           }

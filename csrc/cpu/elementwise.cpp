@@ -9,16 +9,6 @@
 #include "common/cpu_features.h"
 
 namespace bm {
-namespace {
-
-// ~64K elements per thread before a parallel region pays off.
-inline int threads_for(int64_t n) {
-  if (omp_in_parallel()) return 1;
-  const int64_t t = n / 65536;
-  return static_cast<int>(t < 1 ? 1 : (t < num_threads() ? t : num_threads()));
-}
-
-}  // namespace
 
 template <typename T>
 void relu_forward(const T* x, T* y, int64_t n) {

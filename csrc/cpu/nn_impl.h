@@ -18,10 +18,7 @@ namespace bm {
 namespace BM_ISA_NS {
 namespace nn {
 
-inline int threads_for(int64_t work) {
-  // Small inputs are not worth waking the team (~64K elements per thread at least).
-  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(num_threads(), work / 65536)));
-}
+using bm::threads_for;  // ~64K elements per thread at least (common/cpu_features.h)
 
 template <typename T>
 void softmax_forward(const T* x, T* y, int64_t N, int64_t C, bool log) {

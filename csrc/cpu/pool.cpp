@@ -39,14 +39,6 @@ bool is_2x2(const Pool2dParams& p) {
          p.P == p.H / 2 && p.Q == p.W / 2;
 }
 
-bool avx512_active() {
-#if defined(BM_X86)
-  return active_isa() == Isa::avx512;
-#else
-  return false;
-#endif
-}
-
 }  // namespace
 
 void pool2d_validate(const Pool2dParams& p) {
