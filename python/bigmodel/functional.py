@@ -140,16 +140,27 @@ def sigmoid(x) -> Tensor:
                         "sigmoid")
 
 
+_ERF = []
+
+
+def _erf():
+    """Vectorised erf: SciPy's when installed, else math.erf element by element (looked up once)."""
+    if not _ERF:
+        try:
+            from scipy.special import erf
+        except ImportError:
+            from math import erf as scalar_erf
+            erf = np.vectorize(scalar_erf, otypes=[np.float64])
+        _ERF.append(erf)
+    return _ERF[0]
+
+
 def gelu(x) -> Tensor:
     """Exact (erf) GELU, as torch's default."""
     x = _t(x)
     X = x.data.astype(np.float64)
-    from math import erf, pi, sqrt
-    try:
-        from scipy.special import erf as verf  # vectorised when SciPy is there
-    except ImportError:
-        verf = np.vectorize(erf, otypes=[np.float64])
-    e = verf(X / sqrt(2.0))
+    from math import pi, sqrt
+    e = _erf()(X / sqrt(2.0))
     y = (0.5 * X * (1 + e)).astype(x.dtype)
     pdf = np.exp(-0.5 * X * X) / sqrt(2 * pi)
 
