@@ -13,12 +13,18 @@ import tempfile
 import numpy as np
 
 
+_EMPTY = {"@{}": dict, "@[]": list}  # placeholders that keep empty containers in the file
+
+
 def _flatten(obj, prefix=""):
-    """Nested dicts of arrays/numbers -> flat {'a.b': array}."""
+    """Nested dicts/lists of arrays/numbers -> flat {'a/b': array}; list items are '#i'."""
     out = {}
     for k, v in obj.items():
         key = f"{prefix}{k}"
-        if isinstance(v, dict):
+        if isinstance(v, (dict, list, tuple)) and len(v) == 0:
+            # An optimizer without momentum has a list of empty per-parameter states: keep it.
+            out[f"{key}/{'@{}' if isinstance(v, dict) else '@[]'}"] = np.zeros(0, np.uint8)
+        elif isinstance(v, dict):
             out.update(_flatten(v, key + "/"))
         elif isinstance(v, (list, tuple)):
             out.update(_flatten({str(i): x for i, x in enumerate(v)}, key + "/#"))
@@ -38,6 +44,8 @@ def _unflatten(flat):
 
     def fix(d):
         if isinstance(d, dict):
+            if len(d) == 1 and next(iter(d)) in _EMPTY:
+                return _EMPTY[next(iter(d))]()
             d = {k: fix(v) for k, v in d.items()}
             if d and all(k.startswith("#") for k in d):
                 return [d[f"#{i}"] for i in range(len(d))]

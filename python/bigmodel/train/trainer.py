@@ -15,7 +15,10 @@ True
 from __future__ import annotations
 
 import math
+import os
+import signal
 import sys
+import threading
 import time
 
 import numpy as np
@@ -59,8 +62,14 @@ class History:
 
 
 class Callback:
+    def on_batch_end(self, trainer, step, logs):
+        pass
+
     def on_epoch_end(self, trainer, epoch, logs):
         pass
+
+    def on_interrupt(self, trainer, epoch):
+        """Ctrl-C stopped `fit` in the middle of `epoch` (after a finished step)."""
 
 
 class EarlyStopping(Callback):
@@ -98,12 +107,20 @@ class ModelCheckpoint(Callback):
     def __init__(self, path):
         self.path = path
 
-    def on_epoch_end(self, trainer, epoch, logs):
+    def _save(self, trainer, next_epoch):
         from .checkpoint import save
-        state = {"model": trainer.model.state_dict(), "epoch": np.asarray(epoch + 1)}
+        state = {"model": trainer.model.state_dict(), "epoch": np.asarray(next_epoch)}
         if trainer.optimizer is not None:
             state["optimizer"] = trainer.optimizer.state_dict()
         save(state, self.path)
+
+    def on_epoch_end(self, trainer, epoch, logs):
+        self._save(trainer, epoch + 1)
+
+    def on_interrupt(self, trainer, epoch):
+        # The interrupted epoch is unfinished: resuming runs it again from its start, with the
+        # weights and optimizer state reached so far.
+        self._save(trainer, epoch)
 
 
 class _Progress:
@@ -139,6 +156,30 @@ class _Progress:
     def close(self):
         if self.bar is not None:
             self.bar.close()
+
+
+class _StopOnCtrlC:
+    """While active (main thread only), the first Ctrl-C sets `pressed` instead of raising, so
+    `fit` stops after the step in progress; a second Ctrl-C raises KeyboardInterrupt at once."""
+
+    def __init__(self):
+        self.pressed = False
+        self._old = None
+
+    def _handler(self, signum, frame):
+        if self.pressed:
+            raise KeyboardInterrupt
+        self.pressed = True
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc):
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+        return False
 
 
 class Trainer:
@@ -180,7 +221,7 @@ class Trainer:
         file; when it exists, model, optimizer and epoch are restored from it first."""
         if self.optimizer is None or self.loss_fn is None:
             raise RuntimeError("Trainer.fit needs an optimizer and a loss")
-        if resume is not None and __import__("os").path.isfile(resume):
+        if resume is not None and os.path.isfile(resume):
             from .checkpoint import load
             state = load(resume)
             self.model.load_state_dict(state["model"])
@@ -190,11 +231,22 @@ class Trainer:
         loader = self._loader(x, y, batch_size, shuffle)
         history = History()
         self.stop_training = False
-        for epoch in range(initial_epoch, epochs):
-            self.model.train()
-            bar = _Progress(len(loader), epoch, epochs, verbose)
-            tot_loss = tot_n = 0.0
-            mets = {k: 0.0 for k in self.metrics}
+        with _StopOnCtrlC() as ctrl_c:
+            for epoch in range(initial_epoch, epochs):
+                if not self._fit_epoch(loader, epoch, epochs, history, validation_data,
+                                       batch_size, verbose, ctrl_c):
+                    break
+        history.interrupted = ctrl_c.pressed
+        return history
+
+    def _fit_epoch(self, loader, epoch, epochs, history, validation_data, batch_size, verbose,
+                   ctrl_c):
+        """One epoch; False when training should stop (a callback asked, or Ctrl-C)."""
+        self.model.train()
+        bar = _Progress(len(loader), epoch, epochs, verbose)
+        tot_loss = tot_n = 0.0
+        mets = {k: 0.0 for k in self.metrics}
+        try:
             for xb, yb in loader:
                 lv, out = self.train_step(xb, yb)
                 n = len(xb)
@@ -204,19 +256,28 @@ class Trainer:
                     mets[k] += fn(out, yb) * n
                 logs = {"loss": tot_loss / tot_n, **{k: v / tot_n for k, v in mets.items()}}
                 bar.update(1, logs, tot_n)
+                for cb in self.callbacks:
+                    cb.on_batch_end(self, self.step_count, logs)
+                if ctrl_c.pressed:
+                    break
+        finally:
             bar.close()
-            logs = {"loss": tot_loss / max(tot_n, 1), **{k: v / max(tot_n, 1) for k, v in mets.items()}}
-            if validation_data is not None:
-                val = self.evaluate(*validation_data, batch_size=max(batch_size, 256), verbose=0)
-                logs.update({f"val_{k}": v for k, v in val.items()})
-                if verbose:
-                    print("  " + " ".join(f"{k} {v:.4f}" for k, v in logs.items()), flush=True)
-            history.add(epoch, logs)
+        if ctrl_c.pressed:
+            print(f"Trainer: interrupted (Ctrl-C) after step {self.step_count}, in epoch "
+                  f"{epoch + 1}; stopping.", file=sys.stderr, flush=True)
             for cb in self.callbacks:
-                cb.on_epoch_end(self, epoch, logs)
-            if self.stop_training:
-                break
-        return history
+                cb.on_interrupt(self, epoch)
+            return False
+        logs = {"loss": tot_loss / max(tot_n, 1), **{k: v / max(tot_n, 1) for k, v in mets.items()}}
+        if validation_data is not None:
+            val = self.evaluate(*validation_data, batch_size=max(batch_size, 256), verbose=0)
+            logs.update({f"val_{k}": v for k, v in val.items()})
+            if verbose:
+                print("  " + " ".join(f"{k} {v:.4f}" for k, v in logs.items()), flush=True)
+        history.add(epoch, logs)
+        for cb in self.callbacks:
+            cb.on_epoch_end(self, epoch, logs)
+        return not self.stop_training
 
     def evaluate(self, x, y=None, batch_size=256, verbose=0):
         loader = self._loader(x, y, batch_size, shuffle=False)
