@@ -3,7 +3,8 @@
 # ninja preinstalled; no network needed): install bigmodel from this checkout, print info(), run
 # the CUDA tests, then the GPU benchmark table. Everything is also written to $OUT (if set):
 # gpu_check.log (all output) and compare_gpu.md (the table). A test failure does not stop the
-# benchmark; the exit status is non-zero if the install, the tests or the benchmark failed.
+# benchmark; then compute-sanitizer (memcheck, racecheck) runs the small CUDA tests. The exit
+# status is non-zero if the install, the tests, the benchmark or a sanitizer run failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LOG=/dev/null
@@ -26,6 +27,20 @@ test_rc=${PIPESTATUS[0]}
 say "benchmarks/compare_gpu.py"
 python3 benchmarks/compare_gpu.py 2>&1 | tee -a "$LOG" | tee "${OUT:-/tmp}/compare_gpu.md"
 bench_rc=${PIPESTATUS[0]}
+# compute-sanitizer over the CUDA tests (small shapes: the `large` ones take too long under it).
+# memcheck: out-of-bounds / misaligned device accesses; racecheck: shared-memory hazards.
+san_rc=0
+if command -v compute-sanitizer >/dev/null 2>&1 && [[ "${SANITIZE:-1}" == 1 ]]; then
+  for tool in memcheck racecheck; do
+    say "compute-sanitizer --tool $tool pytest -m cuda -k 'not large'"
+    compute-sanitizer --tool "$tool" --error-exitcode 99 --target-processes all \
+      python3 -m pytest -q -x -m cuda -k "not large" tests 2>&1 | tail -n 60 | tee -a "$LOG"
+    rc=${PIPESTATUS[0]}
+    [[ $rc == 0 ]] || san_rc=$rc
+  done
+else
+  say "compute-sanitizer not found (or SANITIZE=0): skipped"
+fi
 set -e
-say "tests exit status: $test_rc, benchmark exit status: $bench_rc"
-exit $(( test_rc != 0 || bench_rc != 0 ))
+say "tests exit status: $test_rc, benchmark exit status: $bench_rc, compute-sanitizer: $san_rc"
+exit $(( test_rc != 0 || bench_rc != 0 || san_rc != 0 ))
