@@ -135,3 +135,48 @@ def test_matches_torch_on_a_small_cnn(rng):
     assert abs(loss.item() - tl.item()) < 1e-5
     for p, tp in zip(model.parameters(), tm.parameters()):
         np.testing.assert_allclose(p.grad, tp.grad.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def _fake_cupy_python(code):
+    """Run `code` in a fresh interpreter where tools/cuda_emu/fake_cupy stands in for CuPy
+    (its arrays report the cupy module), so device-mix checks are tested without a GPU."""
+    import os
+    import subprocess
+    import sys
+    import textwrap
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ)
+    paths = [os.path.join(root, "tools", "cuda_emu", "fake_cupy")]
+    if any(f.startswith("_core") for f in os.listdir(os.path.join(root, "python", "bigmodel"))):
+        paths.append(os.path.join(root, "python"))
+    env["PYTHONPATH"] = os.pathsep.join(paths + [env.get("PYTHONPATH", "")])
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_device_mix_is_named():
+    r = _fake_cupy_python("""
+        import numpy as np, cupy, pytest, bigmodel as bm
+        from bigmodel import nn
+        cpu = bm.Tensor(np.ones((2, 3), np.float32))
+        gpu = cpu.to("cuda")
+        assert gpu.device == "cuda" and type(gpu.data).__module__ == "cupy"
+        assert gpu.to("cpu").device == "cpu"
+        with pytest.raises(ValueError, match=r"add: tensors on different devices: cpu \\(2, 3\\) and cuda \\(2, 3\\)"):
+            cpu + gpu
+        with pytest.raises(ValueError, match=r"Linear: input \\(2, 3\\) is on cuda but the layer's parameters are on cpu"):
+            nn.Linear(3, 4)(gpu)
+        with pytest.raises(ValueError, match="different devices"):
+            bm.ops.matmul(cpu.data, gpu.data.reshape(3, 2))
+        model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm2d(4))
+        params = model.parameters()
+        model.to("cuda")
+        assert all(p.device == "cuda" for p in model.parameters())
+        assert [id(p) for p in model.parameters()] == [id(p) for p in params]
+        assert type(model[1].running_mean).__module__ == "cupy"
+        model.to("cpu")
+        assert all(p.device == "cpu" for p in model.parameters())
+        assert isinstance(model[1].running_mean, np.ndarray) and type(model[1].running_mean) is np.ndarray
+        print("ok")
+        """)
+    assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stdout + r.stderr[-3000:]

@@ -220,6 +220,10 @@ class Tensor:
     def _binary(self, other, fwd, bwd, name):
         o = other if isinstance(other, Tensor) else Tensor(
             _xp(self.data).asarray(other, dtype=self.data.dtype))
+        if o.device != self.device:
+            raise ValueError(f"{name}: tensors on different devices: {self.device} "
+                             f"{tuple(self.shape)} and {o.device} {tuple(o.shape)} (move one "
+                             f"with .to('{self.device}'))")
         a, b = self.data, o.data
         out = fwd(a, b)
         return Tensor._make(out, (self, o), lambda g: bwd(g, a, b, out), name)

@@ -56,6 +56,13 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__}.forward is not implemented")
 
     def __call__(self, *args, **kwargs):
+        if self._params and args and isinstance(args[0], Tensor):
+            p = next(iter(self._params.values()))
+            if p.device != args[0].device:
+                raise ValueError(
+                    f"{type(self).__name__}: input {tuple(args[0].shape)} is on "
+                    f"{args[0].device} but the layer's parameters are on {p.device} (move the "
+                    f"model with .to('{args[0].device}') or the input with .to('{p.device}'))")
         return self.forward(*args, **kwargs)
 
     # ---- traversal ---------------------------------------------------------------------------
@@ -86,6 +93,26 @@ class Module:
 
     def eval(self):
         return self.train(False)
+
+    def to(self, device):
+        """Moves every parameter and buffer to 'cpu' or 'cuda' in place (the Parameter objects
+        stay the same, so an optimizer built before the move keeps working); returns self."""
+        if device not in ("cpu", "cuda"):
+            raise ValueError(f"{type(self).__name__}.to: device must be 'cpu' or 'cuda', "
+                             f"got {device!r}")
+        for m in self.modules():
+            for p in m._params.values():
+                if p.device != device:
+                    p.data = p.to(device).data
+                    p.grad = None
+            for n, b in list(m._buffers.items()):
+                on_gpu = type(b).__module__.split(".")[0] == "cupy"
+                if on_gpu and device == "cpu":
+                    m.register_buffer(n, b.get())
+                elif not on_gpu and device == "cuda":
+                    import cupy
+                    m.register_buffer(n, cupy.asarray(b))
+        return self
 
     def zero_grad(self):
         for p in self.parameters():

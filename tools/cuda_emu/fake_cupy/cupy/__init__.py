@@ -58,3 +58,7 @@ def matmul(a, b, out=None):
         return _wrap(r)
     out[...] = r
     return out
+
+
+# Tensor.numpy() / Module.to('cpu') copy device arrays back with .get(), as CuPy does.
+ndarray.get = lambda self, stream=None: _np.array(self).view(_np.ndarray)
