@@ -141,5 +141,36 @@ def table(rs) -> str:
     return "\n".join(lines)
 
 
+def family_tables(quick=False):
+    """The other GPU families: every benchmarks/compare_gpu_<family>.py exposes rows(quick)
+    returning dicts; each becomes a markdown table (columns from the dicts' keys). A family whose
+    script fails is reported and the rest still run."""
+    import glob
+    import importlib
+    import sys
+    import traceback
+    here = os.path.dirname(os.path.abspath(__file__))
+    sys.path.insert(0, here)
+    out = []
+    for path in sorted(glob.glob(os.path.join(here, "compare_gpu_*.py"))):
+        name = os.path.splitext(os.path.basename(path))[0]
+        try:
+            rs = importlib.import_module(name).rows(quick=quick)
+        except Exception:
+            out.append(f"### {name}: FAILED\n\n```\n{traceback.format_exc()[-2000:]}\n```")
+            continue
+        if not rs:
+            out.append(f"### {name}: no rows")
+            continue
+        cols = list(dict.fromkeys(k for r in rs for k in r))
+        cell = lambda v: "—" if v is None else (f"{v:.3g}" if isinstance(v, float) else str(v))
+        lines = [f"### {name}", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+        lines += ["| " + " | ".join(cell(r.get(c)) for c in cols) + " |" for r in rs]
+        out.append("\n".join(lines))
+    return "\n\n".join(out)
+
+
 if __name__ == "__main__":
     print(table(rows()))
+    print()
+    print(family_tables())
