@@ -76,10 +76,10 @@ def array_module(op: str, **arrays):
     for name, x in arrays.items():
         if x is None:
             continue
-        if isinstance(x, np.ndarray):
-            kinds[name] = "numpy"
-        elif _is_cupy(x):
+        if _is_cupy(x):  # first: an emulated cupy.ndarray may subclass numpy.ndarray
             kinds[name] = "cupy"
+        elif isinstance(x, np.ndarray):
+            kinds[name] = "numpy"
         else:
             raise TypeError(f"{op}: {name} must be a numpy.ndarray or cupy.ndarray, got {type(x).__name__}")
     found = set(kinds.values())
