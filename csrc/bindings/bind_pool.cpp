@@ -132,13 +132,16 @@ void global_avg(py::array& x, py::array& y, bool backward) {
            "global_avg_pool2d: shapes ", shape_str(x), " and ", shape_str(y), " do not match");
   check_writeable(backward ? x : y, backward ? "dx" : "out");
   const int64_t planes = x.shape(0) * x.shape(1), HW = x.shape(2) * x.shape(3);
+  // Only the output is written: the input (x forward, dy backward) may be read-only.
+  void* xp = backward ? x.mutable_data() : const_cast<void*>(x.data());
+  void* yp = backward ? const_cast<void*>(y.data()) : y.mutable_data();
   if (is_dtype<float>(x)) {
-    float *px = static_cast<float*>(x.mutable_data()), *py_ = static_cast<float*>(y.mutable_data());
+    float *px = static_cast<float*>(xp), *py_ = static_cast<float*>(yp);
     py::gil_scoped_release nogil;
     if (backward) bm::global_avgpool2d_backward<float>(planes, HW, py_, px);
     else bm::global_avgpool2d_forward<float>(planes, HW, px, py_);
   } else {
-    double *px = static_cast<double*>(x.mutable_data()), *py_ = static_cast<double*>(y.mutable_data());
+    double *px = static_cast<double*>(xp), *py_ = static_cast<double*>(yp);
     py::gil_scoped_release nogil;
     if (backward) bm::global_avgpool2d_backward<double>(planes, HW, py_, px);
     else bm::global_avgpool2d_forward<double>(planes, HW, px, py_);

@@ -63,7 +63,7 @@ void spmm(const py::array& indptr, const py::array& indices, const py::array& da
   // The last row pointer bounds every access to indices/data (checked here, the rest in C++).
   const int64_t last = i32 ? static_cast<const int32_t*>(indptr.data())[M]
                            : static_cast<const int64_t*>(indptr.data())[M];
-  BM_CHECK(last >= 0 && last <= indices.shape(0), "spmm_csr: indptr[-1] = ", last,
+  BM_CHECK(last >= 0 && last <= indices.shape(0), "spmm_csr: a.indptr[-1] = ", last,
            " exceeds the number of stored entries ", indices.shape(0));
   if (f32 && i32) run<float, int32_t>(indptr, indices, data, x, out, M, N, transpose);
   else if (f32) run<float, int64_t>(indptr, indices, data, x, out, M, N, transpose);

@@ -120,11 +120,19 @@ inline void online_softmax(const AttnArgs<T>& a, int64_t b, int64_t h, int64_t i
       mask_row(a, b, h, i, j0, nk, row);
       mx = vm::max_row(row, nk);
     }
-    const T m_new = std::max(m[r], mx);
+    T m_new = std::max(m[r], mx);
     alpha[r] = T(1);
-    if (m_new == ninf) {  // every key so far hidden: P row is zero
-      std::memset(row, 0, sizeof(T) * nk);
-      continue;
+    if (m_new == ninf || mx != mx) {
+      // A NaN score makes the row NaN (as torch): the SIMD max may have dropped it, so look
+      // before taking the row for hidden. A NaN running max keeps the row NaN from here on.
+      bool nan = mx != mx;
+      for (int64_t j = 0; j < nk && !nan; ++j) nan = row[j] != row[j];
+      if (nan) {
+        m_new = std::numeric_limits<T>::quiet_NaN();
+      } else {  // every key so far hidden: P row is zero
+        std::memset(row, 0, sizeof(T) * nk);
+        continue;
+      }
     }
     alpha[r] = std::exp(m[r] - m_new);
     const T sum = vm::exp_row(row, nk, plain ? a.scale : T(1), m_new);
@@ -139,7 +147,7 @@ inline void finalize_rows(int64_t mq, int64_t Dv, const T* O, const T* m, const 
                           T* lsep) {
   for (int64_t r = 0; r < mq; ++r) {
     T* dst = outp + r * Dv;
-    if (l[r] > T(0)) {
+    if (l[r] != T(0)) {  // l == 0: every key hidden; l NaN: a NaN score, the row is NaN
       const T inv = T(1) / l[r];
       const T* o = O + r * Dv;
 #pragma omp simd

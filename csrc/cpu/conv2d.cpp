@@ -416,6 +416,11 @@ void conv2d_validate(const Conv2dParams& p) {
   BM_CHECK(p.stride_h > 0 && p.stride_w > 0 && p.dil_h > 0 && p.dil_w > 0,
            "conv2d: stride and dilation must be positive");
   BM_CHECK(p.pad_h >= 0 && p.pad_w >= 0, "conv2d: padding must be non-negative");
+  // Bounded so that padded extents and dilated kernel extents fit in int64.
+  constexpr int64_t kMax = 2147483647;
+  BM_CHECK(p.stride_h <= kMax && p.stride_w <= kMax && p.dil_h <= kMax && p.dil_w <= kMax &&
+               p.pad_h <= kMax && p.pad_w <= kMax && p.R <= kMax && p.S <= kMax,
+           "conv2d: kernel size, stride, padding and dilation must be <= ", kMax);
   // P and Q imply the bottom/right padding; it must be non-negative and less than a stride
   // beyond what the last window needs, as for any padding the Python side accepts.
   BM_CHECK(p.P > 0 && p.Q > 0, "conv2d: empty output (P=", p.P, ", Q=", p.Q, ")");

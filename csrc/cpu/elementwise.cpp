@@ -13,7 +13,7 @@ namespace bm {
 template <typename T>
 void relu_forward(const T* x, T* y, int64_t n) {
 #pragma omp parallel for simd num_threads(threads_for(n)) schedule(static)
-  for (int64_t i = 0; i < n; ++i) y[i] = x[i] > T(0) ? x[i] : T(0);
+  for (int64_t i = 0; i < n; ++i) y[i] = x[i] < T(0) ? T(0) : x[i];  // NaN stays NaN (torch)
 }
 
 template <typename T>

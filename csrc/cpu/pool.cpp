@@ -46,6 +46,11 @@ void pool2d_validate(const Pool2dParams& p) {
            "pool2d: sizes must be positive (N=", p.N, " C=", p.C, " H=", p.H, " W=", p.W, " P=",
            p.P, " Q=", p.Q, ")");
   BM_CHECK(p.kh > 0 && p.kw > 0 && p.sh > 0 && p.sw > 0, "pool2d: kernel and stride must be positive");
+  // Bounded so that window ends and areas (kh * kw, the average's divisor) fit in int64.
+  constexpr int64_t kMax = 2147483647;
+  BM_CHECK(p.kh <= kMax && p.kw <= kMax && p.sh <= kMax && p.sw <= kMax,
+           "pool2d: kernel_size and stride must be <= ", kMax, " (got kernel (", p.kh, ", ", p.kw,
+           "), stride (", p.sh, ", ", p.sw, "))");
   BM_CHECK(p.ph >= 0 && p.pw >= 0 && 2 * p.ph <= p.kh && 2 * p.pw <= p.kw,
            "pool2d: padding must be between 0 and half the kernel");
   // Every window must start inside the input or its left/top padding (so it overlaps the input).

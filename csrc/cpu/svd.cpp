@@ -26,9 +26,9 @@ template <typename T, typename I>
 void check_ptr(int64_t M, int64_t N, int64_t K, const I* indptr, int64_t ldx, int64_t ldy,
                const char* name) {
   BM_CHECK(M >= 0 && N >= 0 && K >= 0, name, ": negative size (M=", M, ", N=", N, ", K=", K, ")");
-  BM_CHECK(indptr[0] == 0, name, ": indptr[0] must be 0, got ", static_cast<int64_t>(indptr[0]));
+  BM_CHECK(indptr[0] == 0, name, ": a.indptr[0] must be 0, got ", static_cast<int64_t>(indptr[0]));
   for (int64_t i = 0; i < M; ++i)
-    BM_CHECK(indptr[i + 1] >= indptr[i], name, ": indptr must be non-decreasing (row ", i, ")");
+    BM_CHECK(indptr[i + 1] >= indptr[i], name, ": a.indptr must be non-decreasing (row ", i, ")");
 }
 }  // namespace
 
@@ -51,18 +51,18 @@ void spmm_csr(int64_t M, int64_t N, int64_t K, const I* indptr, const I* indices
   if (M == 0 || K == 0) return;
   bool ok = true;
   BM_SPMM_DISPATCH(spmm_fwd, M, N, K, indptr, indices, data, X, ldx, Y, ldy, num_threads())
-  BM_CHECK(ok, "spmm_csr: a column index is outside [0, ", N, ")");
+  BM_CHECK(ok, "spmm_csr: a.indices has an entry outside [0, ", N, ")");
 }
 
 template <typename T, typename I>
 void spmm_csr_t(int64_t M, int64_t N, int64_t K, const I* indptr, const I* indices,
                 const T* data, const T* X, int64_t ldx, T* Y, int64_t ldy) {
-  check_ptr<T>(M, N, K, indptr, ldx, ldy, "spmm_csr_t");
+  check_ptr<T>(M, N, K, indptr, ldx, ldy, "spmm_csr");
   BM_CHECK(ldx >= K && ldy >= K, "spmm_csr_t: leading dimensions must be >= K");
   if (N == 0 || K == 0) return;
   bool ok = true;
   BM_SPMM_DISPATCH(spmm_trans, M, N, K, indptr, indices, data, X, ldx, Y, ldy, num_threads())
-  BM_CHECK(ok, "spmm_csr_t: a column index is outside [0, ", N, ")");
+  BM_CHECK(ok, "spmm_csr: a.indices has an entry outside [0, ", N, ")");
 }
 
 #define BM_SPMM_API(T, I)                                                                      \

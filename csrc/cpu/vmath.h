@@ -5,7 +5,9 @@
 //
 // exp: Cephes-style range reduction x = n*ln2 + r, |r| <= ln2/2, degree-6 polynomial for e^r,
 // then 2^n (AVX-512: vscalefps; AVX2 / portable: exponent bits). Max rel error ~2 ulp over
-// [-87, 88]; inputs below ~-87.3 (and -inf) give exactly 0, above 88.7 saturate at e^88.7.
+// [-87, 88]; inputs below ~-87.3 (and -inf) give exactly 0, above 88.7 saturate at e^88.7,
+// NaN gives NaN (a NaN score or logit must not read as a hidden one: min/max take x second,
+// which the instructions return when it is NaN, and the underflow compare is ordered).
 // float64 uses std::exp (the float64 path is the simple one).
 #pragma once
 #include <cmath>
@@ -32,7 +34,8 @@ constexpr float kP0 = 1.9875691500E-4f, kP1 = 1.3981999507E-3f, kP2 = 8.33345190
 
 // Scalar exp with the same polynomial (tails and the portable path).
 inline float exp_scalar(float x) {
-  if (!(x >= kExpLo)) return 0.f;  // also -inf and NaN-free masked entries
+  if (x != x) return x;
+  if (x < kExpLo) return 0.f;  // also -inf (masked entries)
   x = x > kExpHi ? kExpHi : x;
   const float n = std::nearbyint(x * kLog2e);
   float r = x - n * kLn2Hi;
@@ -48,8 +51,8 @@ inline float exp_scalar(float x) {
 
 #if defined(__AVX512F__)
 inline __m512 exp16(__m512 x) {
-  const __mmask16 under = _mm512_cmp_ps_mask(x, _mm512_set1_ps(kExpLo), _CMP_NGE_UQ);
-  x = _mm512_min_ps(x, _mm512_set1_ps(kExpHi));
+  const __mmask16 under = _mm512_cmp_ps_mask(x, _mm512_set1_ps(kExpLo), _CMP_LT_OQ);
+  x = _mm512_min_ps(_mm512_set1_ps(kExpHi), x);
   const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(kLog2e)),
                                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(kLn2Hi), x);
@@ -68,8 +71,8 @@ inline __mmask16 tail_mask(int64_t left) {
 }
 #elif defined(__AVX2__)
 inline __m256 exp8(__m256 x) {
-  const __m256 under = _mm256_cmp_ps(x, _mm256_set1_ps(kExpLo), _CMP_NGE_UQ);
-  x = _mm256_max_ps(_mm256_min_ps(x, _mm256_set1_ps(kExpHi)), _mm256_set1_ps(kExpLo));
+  const __m256 under = _mm256_cmp_ps(x, _mm256_set1_ps(kExpLo), _CMP_LT_OQ);
+  x = _mm256_max_ps(_mm256_set1_ps(kExpLo), _mm256_min_ps(_mm256_set1_ps(kExpHi), x));
   const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(kLog2e)),
                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(kLn2Hi), x);

@@ -43,12 +43,21 @@ def matmul(a: Tensor, b: Tensor) -> Tensor:
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """x @ weight.T + bias; x (..., in), weight (out, in) as torch.nn.Linear."""
     x, weight = _t(x), _t(weight)
+    bias = None if bias is None else _t(bias)
     X, W = x.data, weight.data
+    if W.ndim != 2:
+        raise ValueError(f"linear: weight must be 2-D (out_features, in_features), got "
+                         f"weight.shape={W.shape}")
+    if X.ndim == 0:
+        raise ValueError(f"linear: x must have at least 1 dimension, got x.shape={X.shape}")
+    if bias is not None and bias.shape != (W.shape[0],):
+        raise ValueError(f"linear: bias.shape={bias.shape}, expected ({W.shape[0]},) for "
+                         f"weight.shape={W.shape}")
     if X.shape[-1] != W.shape[1]:
         raise ValueError(f"linear: x has {X.shape[-1]} features but weight expects {W.shape[1]} "
                          f"(x.shape={X.shape}, weight.shape={W.shape})")
     lead = X.shape[:-1]
-    X2 = X.reshape(-1, X.shape[-1])
+    X2 = X.reshape(int(np.prod(lead)), X.shape[-1])
     if bias is not None:
         out = ops.gemm(X2, W, np.broadcast_to(bias.data, (X2.shape[0], W.shape[0])), beta=1.0,
                        trans_b=True)
@@ -58,7 +67,7 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     parents = (x, weight) if bias is None else (x, weight, bias)
 
     def bwd(g):
-        g2 = g.reshape(-1, W.shape[0])
+        g2 = g.reshape(X2.shape[0], W.shape[0])
         gx = ops.matmul(g2, W).reshape(X.shape) if x.requires_grad else None
         gw = ops.gemm(g2, X2, trans_a=True) if weight.requires_grad else None
         res = (gx, gw)
@@ -72,6 +81,7 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) -> Tensor:
     x, weight = _t(x), _t(weight)
+    bias = None if bias is None else _t(bias)
     geo = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
     X, W = x.data, weight.data
     out = ops.conv2d(X, W, None if bias is None else bias.data, **geo)
@@ -112,7 +122,13 @@ def global_avg_pool2d(x) -> Tensor:
 
 
 def flatten(x, start_dim=1) -> Tensor:
-    return _t(x).flatten(start_dim)
+    x = _t(x)
+    if isinstance(start_dim, bool) or not isinstance(start_dim, (int, np.integer)):
+        raise TypeError(f"flatten: start_dim must be an int, got {type(start_dim).__name__} "
+                        f"(x.shape={x.shape})")
+    if not -x.ndim <= start_dim < max(x.ndim, 1):
+        raise ValueError(f"flatten: start_dim {start_dim} is out of range for x.shape={x.shape}")
+    return x.flatten(int(start_dim) % max(x.ndim, 1))
 
 
 # ---- elementwise ------------------------------------------------------------------------------
@@ -183,10 +199,12 @@ def log(x) -> Tensor:
 
 def dropout(x, p=0.5, training=True) -> Tensor:
     x = _t(x)
-    if not training or p == 0:
-        return x
+    if isinstance(p, bool) or not isinstance(p, (int, float, np.integer, np.floating)):
+        raise TypeError(f"dropout: p must be a number in [0, 1), got {type(p).__name__}")
     if not 0 <= p < 1:
         raise ValueError(f"dropout: p must be in [0, 1), got {p}")
+    if not training or p == 0:
+        return x
     keep = (get_rng().random(x.shape) >= p).astype(x.dtype) / (1 - p)
     return Tensor._make(x.data * keep, (x,), lambda g: (g * keep,), "dropout")
 
@@ -213,6 +231,9 @@ def cross_entropy(logits, targets, ignore_index=-100, label_smoothing=0.0,
     t = targets.data if isinstance(targets, Tensor) else np.asarray(targets)
     if t.dtype.kind not in "iu":
         raise TypeError(f"cross_entropy: targets must be integer class indices, got dtype {t.dtype}")
+    if logits.ndim == 0:
+        raise ValueError("cross_entropy: logits must be (C,), (N, C) or (N, C, d1, ...), got a "
+                         "scalar")
     C = logits.shape[1] if logits.ndim > 1 else logits.shape[0]
     valid = t[t != ignore_index]
     if valid.size and (valid.min() < 0 or valid.max() >= C):
@@ -228,6 +249,9 @@ def cross_entropy(logits, targets, ignore_index=-100, label_smoothing=0.0,
 def mse_loss(pred, target, reduction="mean") -> Tensor:
     pred = _t(pred)
     target = _t(target)
+    if pred.shape != target.shape:  # broadcasting here is almost always a bug (torch warns)
+        raise ValueError(f"mse_loss: pred.shape={pred.shape} and target.shape={target.shape} "
+                         f"differ")
     d = pred - target
     sq = d * d
     if reduction == "mean":
@@ -241,6 +265,8 @@ def mse_loss(pred, target, reduction="mean") -> Tensor:
 
 def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5) -> Tensor:
     x = _t(x)
+    weight = None if weight is None else _t(weight)
+    bias = None if bias is None else _t(bias)
     W = None if weight is None else weight.data
     B = None if bias is None else bias.data
     y, mean, rstd = ops.layer_norm(x.data, normalized_shape, W, B, eps, return_stats=True)
@@ -260,6 +286,24 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Tr
     place when training (unbiased variance for the running estimate, as torch)."""
     x = _t(x)
     X = x.data
+    if X.ndim < 2:
+        raise ValueError(f"batch_norm: x must be (N, C, ...), got x.shape={X.shape}")
+    C = X.shape[1]
+    for name, a in (("running_mean", running_mean), ("running_var", running_var)):
+        if not isinstance(a, np.ndarray):
+            raise TypeError(f"batch_norm: {name} must be a numpy.ndarray, got {type(a).__name__}")
+        if a.shape != (C,):
+            raise ValueError(f"batch_norm: {name}.shape={a.shape}, expected ({C},) for "
+                             f"x.shape={X.shape}")
+    weight = None if weight is None else _t(weight)
+    bias = None if bias is None else _t(bias)
+    for name, p in (("weight", weight), ("bias", bias)):
+        if p is not None and p.shape != (C,):
+            raise ValueError(f"batch_norm: {name}.shape={p.shape}, expected ({C},) for "
+                             f"x.shape={X.shape}")
+    if training and X.size // max(C, 1) <= 1:
+        raise ValueError(f"batch_norm: expected more than 1 value per channel when training, "
+                         f"got x.shape={X.shape}")
     axes = (0,) + tuple(range(2, X.ndim))
     shape = [1] * X.ndim
     shape[1] = X.shape[1]
@@ -301,6 +345,10 @@ def embedding(indices, weight) -> Tensor:
     idx = indices.data if isinstance(indices, Tensor) else np.asarray(indices)
     if idx.dtype.kind not in "iu":
         raise TypeError(f"embedding: indices must be integers, got dtype {idx.dtype}")
+    weight = _t(weight)
+    if weight.ndim != 2:
+        raise ValueError(f"embedding: weight must be 2-D (num_embeddings, embedding_dim), got "
+                         f"weight.shape={weight.shape}")
     V = weight.shape[0]
     if idx.size and (idx.min() < 0 or idx.max() >= V):
         raise ValueError(f"embedding: index {int(idx.max() if idx.max() >= V else idx.min())} is "
@@ -309,7 +357,7 @@ def embedding(indices, weight) -> Tensor:
 
     def bwd(g):
         gw = np.zeros_like(W)
-        np.add.at(gw, idx.reshape(-1), g.reshape(-1, W.shape[1]))
+        np.add.at(gw, idx.reshape(-1), g.reshape(idx.size, W.shape[1]))
         return (gw,)
     return Tensor._make(W[idx], (weight,), bwd, "embedding")
 
@@ -333,6 +381,12 @@ def _recurrent(mode, x, weights, h0, c0, lengths, batch_first, bidirectional, no
     """One autograd node for a whole multi-layer (bi)directional sequence op. Its outputs (out,
     h_n[, c_n]) are views of one flat array, so their gradients meet in a single backward call."""
     x = _t(x)
+    if not isinstance(weights, (list, tuple)) or not weights:
+        raise TypeError(f"{mode}: weights must be a non-empty list of (w_ih, w_hh, b_ih, b_hh) "
+                        f"tuples, got {type(weights).__name__}")
+    if isinstance(weights, (list, tuple)):
+        weights = [tuple(None if w is None else _t(w) for w in tup)
+                   if isinstance(tup, (list, tuple)) else tup for tup in weights]
     flat_w = [w for tup in weights for w in tup if w is not None]
     W = [tuple(None if w is None else w.data for w in tup) for tup in weights]
     H0 = None if h0 is None else _t(h0).data

@@ -6,6 +6,7 @@ import math
 
 from .. import functional as F
 from ..random import get_rng
+from .layers import _int_arg
 from .module import Module, Parameter
 
 _GATES = {"RNN": 1, "LSTM": 4, "GRU": 3}
@@ -17,6 +18,12 @@ class _Recurrent(Module):
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=True,
                  dropout=0.0, bidirectional=False, nonlinearity="tanh"):
         super().__init__()
+        name = type(self).__name__
+        input_size = _int_arg(name, "input_size", input_size, 1)
+        hidden_size = _int_arg(name, "hidden_size", hidden_size, 1)
+        num_layers = _int_arg(name, "num_layers", num_layers, 1)
+        if name == "RNN" and nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"RNN: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
         if dropout:
             raise ValueError(f"{type(self).__name__}: dropout between layers is not supported; "
                              f"stack single-layer modules with nn.Dropout instead")
@@ -75,6 +82,9 @@ class LSTM(_Recurrent):
 
     def forward(self, x, hc=None, lengths=None):
         self._check(x)
+        if hc is not None and not (isinstance(hc, (tuple, list)) and len(hc) == 2):
+            raise TypeError(f"LSTM({self.input_size}, {self.hidden_size}): hc must be a pair "
+                            f"(h0, c0) or None, got {type(hc).__name__}")
         h0, c0 = hc if hc is not None else (None, None)
         out, hn, cn = F.lstm(x, self._weights(), h0, c0, lengths, self.batch_first,
                              self.bidirectional)

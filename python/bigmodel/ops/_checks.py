@@ -42,3 +42,33 @@ def flag(op, name, v):
 def cpu_only(op, xp):
     if xp is not np:
         raise NotImplementedError(f"{op}: the CUDA path is not implemented yet; pass numpy arrays")
+
+
+def finite_number(op, name, v, minimum=None):
+    """A real, finite number (>= minimum when given), as a float."""
+    f = real_number(op, name, v)
+    if not np.isfinite(f):
+        raise ValueError(f"{op}: {name} must be finite, got {v}")
+    if minimum is not None and f < minimum:
+        raise ValueError(f"{op}: {name} must be >= {minimum}, got {v}")
+    return f
+
+
+def integer(op, name, v, minimum=None, maximum=2 ** 63 - 1):
+    """An int (not a bool) in [minimum, maximum], as a Python int."""
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
+        raise TypeError(f"{op}: {name} must be an int, got {type(v).__name__}")
+    if minimum is not None and v < minimum:
+        raise ValueError(f"{op}: {name} must be >= {minimum}, got {v}")
+    if v > maximum:
+        raise ValueError(f"{op}: {name} must be <= {maximum}, got {v}")
+    return int(v)
+
+
+def empty(op, what, shape, dtype, why=""):
+    """np.empty, with a MemoryError naming the output and what sized it when it cannot be had."""
+    try:
+        return np.empty(shape, dtype)
+    except (MemoryError, ValueError):
+        raise MemoryError(f"{op}: cannot allocate {what} of shape {tuple(shape)} "
+                          f"({np.dtype(dtype)}){why}") from None

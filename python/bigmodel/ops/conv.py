@@ -13,7 +13,7 @@ import numbers
 
 import numpy as np
 
-from . import _backend
+from . import _backend, _checks
 from ._backend import _core
 
 _ALGOS = {"auto": 0, "gemm": 1, "small": 2, "depthwise": 3}
@@ -21,6 +21,9 @@ _ALGOS = {"auto": 0, "gemm": 1, "small": 2, "depthwise": 3}
 
 def _shape(x):
     return tuple(int(s) for s in x.shape)
+
+
+_MAX_PARAM = 2 ** 31 - 1  # kernel extents, strides, paddings: their products stay in int64
 
 
 def _pair(op, name, v, minimum):
@@ -31,11 +34,13 @@ def _pair(op, name, v, minimum):
         raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {v!r}")
     if any(a < minimum for a in vals):
         raise ValueError(f"{op}: {name} must be >= {minimum}, got {v!r}")
+    if any(a > _MAX_PARAM for a in vals):
+        raise ValueError(f"{op}: {name} must be <= {_MAX_PARAM}, got {v!r}")
     return int(vals[0]), int(vals[1])
 
 
 def _check_array(op, name, a, ndim, dtype=None):
-    if type(a) is np.ndarray and a.ndim == ndim and (
+    if type(a) is np.ndarray and a.ndim == ndim and a.dtype.isnative and (
             a.dtype.char in "fd" if dtype is None else a.dtype == dtype):
         return  # the common case, checked cheaply
     if _backend._is_cupy(a):
@@ -43,7 +48,7 @@ def _check_array(op, name, a, ndim, dtype=None):
     if not isinstance(a, np.ndarray):
         raise TypeError(f"{op}: {name} must be a numpy.ndarray, got {type(a).__name__}")
     if dtype is None:
-        if a.dtype not in (np.float32, np.float64):
+        if a.dtype not in (np.float32, np.float64) or not a.dtype.isnative:
             raise TypeError(f"{op}: {name} must be float32 or float64, got dtype {a.dtype} "
                             f"({name}.shape={_shape(a)})")
     elif a.dtype != dtype:
@@ -51,6 +56,12 @@ def _check_array(op, name, a, ndim, dtype=None):
                         f"({name}.shape={_shape(a)})")
     if a.ndim != ndim:
         raise ValueError(f"{op}: {name} must be {ndim}-D, got {name}.shape={_shape(a)}")
+
+
+def _devices(op, **arrays):
+    """NumPy mixed with CuPy is a ValueError naming the arguments (non-arrays: _check_array)."""
+    _backend.array_module(op, **{k: v for k, v in arrays.items()
+                                 if isinstance(v, np.ndarray) or _backend._is_cupy(v)})
 
 
 def _key(v):
@@ -91,7 +102,7 @@ def _geometry_impl(op, x_shape, w_shape, stride, padding, dilation, groups):
                          if groups == 1 else
                          f"{op}: weight expects {Cg * groups} input channels ({Cg} per group x "
                          f"groups={groups}), x has {C} {where}")
-    if min(K, R, S) < 1 or min(H, W) < 1:
+    if min(K, R, S) < 1 or min(C, H, W) < 1:
         raise ValueError(f"{op}: x and weight need non-empty channel and spatial sizes {where}")
     sh, sw = _pair(op, "stride", stride, 1)
     dh, dw = _pair(op, "dilation", dilation, 1)
@@ -138,6 +149,7 @@ def conv2d(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1, algo="aut
            [6., 9., 9., 6.],
            [4., 6., 6., 4.]], dtype=float32)
     """
+    _devices("conv2d", x=x, weight=w, bias=b)
     _check_array("conv2d", "x", x, 4)
     _check_array("conv2d", "weight", w, 4, x.dtype)
     stride, pad, dil, groups, P, Q = _geometry("conv2d", _shape(x), _shape(w), stride, padding,
@@ -150,7 +162,8 @@ def conv2d(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1, algo="aut
                              f"got bias.shape={_shape(b)}")
         b = np.ascontiguousarray(b)
     variant = _algo("conv2d", algo)
-    y = np.empty((int(x.shape[0]), K, P, Q), dtype=x.dtype)
+    y = _checks.empty("conv2d", "the output", (int(x.shape[0]), K, P, Q), x.dtype,
+                      f" for x.shape={_shape(x)}, weight.shape={_shape(w)}, padding={padding!r}")
     if y.size:
         _core.conv2d_forward(np.ascontiguousarray(x), np.ascontiguousarray(w), b, y, stride, pad,
                              dil, groups, variant)
@@ -171,6 +184,7 @@ def conv2d_backward(dy, x, w, *, stride=1, padding=0, dilation=1, groups=1, need
     (True, array([[4., 4.],
            [4., 4.]]), array([4.]))
     """
+    _devices("conv2d_backward", dy=dy, x=x, weight=w)
     _check_array("conv2d_backward", "x", x, 4)
     _check_array("conv2d_backward", "weight", w, 4, x.dtype)
     _check_array("conv2d_backward", "dy", dy, 4, x.dtype)

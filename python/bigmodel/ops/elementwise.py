@@ -6,12 +6,13 @@ import numpy as np
 
 from . import _backend
 from ._backend import _core
+from ._checks import cpu_only, finite_number, flag, integer
 
 
 def _float(op, name, x):
     if not isinstance(x, np.ndarray):
         raise TypeError(f"{op}: {name} must be a numpy.ndarray, got {type(x).__name__}")
-    if x.dtype not in (np.float32, np.float64):
+    if x.dtype not in (np.float32, np.float64) or not x.dtype.isnative:
         raise TypeError(f"{op}: {name} must be float32 or float64, got dtype {x.dtype}")
 
 
@@ -35,44 +36,65 @@ def relu(x):
     >>> relu(np.array([-1.0, 2.0]))
     array([0., 2.])
     """
-    _backend.array_module("relu", x=x)
+    cpu_only("relu", _backend.array_module("relu", x=x))
     _float("relu", "x", x)
-    x = np.ascontiguousarray(x)
-    y = np.empty_like(x)
-    _core.relu_forward(x, y)
-    return y
+    xc = np.ascontiguousarray(x)
+    y = np.empty_like(xc)
+    _core.relu_forward(xc, y)
+    return y.reshape(x.shape)  # ascontiguousarray makes a 0-d array 1-d
 
 
 def relu_backward(dy, x):
     """dy where x > 0, else 0."""
-    _backend.array_module("relu_backward", dy=dy, x=x)
+    cpu_only("relu_backward", _backend.array_module("relu_backward", dy=dy, x=x))
     _float("relu_backward", "x", x)
     _same("relu_backward", "x", x, dy=dy)
+    shp = x.shape
     x, dy = np.ascontiguousarray(x), np.ascontiguousarray(dy)
     dx = np.empty_like(x)
     _core.relu_backward(dy, x, dx)
-    return dx
+    return dx.reshape(shp)
 
 
 def sgd_update(w, g, buf, *, lr, momentum=0.0, weight_decay=0.0, nesterov=False,
                first_step=False):
-    """One torch.optim.SGD step, in place on w (and the momentum buffer buf)."""
-    _float("sgd_update", "w", w)
-    _same("sgd_update", "w", w, g=g, buf=buf)
-    _inplace("sgd_update", "w", w)
-    _inplace("sgd_update", "buf", buf)
-    _core.sgd_update(w, np.ascontiguousarray(g), buf, float(lr), float(momentum),
-                     float(weight_decay), bool(nesterov), bool(first_step))
+    """One torch.optim.SGD step, in place on w (and the momentum buffer buf; buf may be w when
+    momentum is 0)."""
+    op = "sgd_update"
+    cpu_only(op, _backend.array_module(op, w=w, g=g, buf=buf))
+    _float(op, "w", w)
+    _same(op, "w", w, g=g, buf=buf)
+    _inplace(op, "w", w)
+    _inplace(op, "buf", buf)
+    hyper = [finite_number(op, n, v, minimum=0) for n, v in
+             (("lr", lr), ("momentum", momentum), ("weight_decay", weight_decay))]
+    flags = [flag(op, n, v) for n, v in (("nesterov", nesterov), ("first_step", first_step))]
+    if buf is not w and np.may_share_memory(w, buf):
+        raise ValueError(f"{op}: w and buf must not share memory (unless buf is w)")
+    _core.sgd_update(w, np.ascontiguousarray(g), buf, *hyper, *flags)
 
 
 def adam_update(w, g, m, v, *, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
                 decoupled=False, step):
     """One torch.optim.Adam (decoupled=False) or AdamW step number `step`, in place."""
-    _float("adam_update", "w", w)
-    _same("adam_update", "w", w, g=g, m=m, v=v)
+    op = "adam_update"
+    cpu_only(op, _backend.array_module(op, w=w, g=g, m=m, v=v))
+    _float(op, "w", w)
+    _same(op, "w", w, g=g, m=m, v=v)
     for name, a in (("w", w), ("m", m), ("v", v)):
-        _inplace("adam_update", name, a)
-    if step < 1:
-        raise ValueError(f"adam_update: step must be >= 1, got {step}")
-    _core.adam_update(w, np.ascontiguousarray(g), m, v, float(lr), float(betas[0]),
-                      float(betas[1]), float(eps), float(weight_decay), bool(decoupled), int(step))
+        _inplace(op, name, a)
+    for (na, a), (nb, b) in ((("w", w), ("m", m)), (("w", w), ("v", v)), (("m", m), ("v", v))):
+        if np.may_share_memory(a, b):
+            raise ValueError(f"{op}: {na} and {nb} must not share memory")
+    step = integer(op, "step", step, minimum=1)
+    if isinstance(betas, str) or not hasattr(betas, "__len__"):
+        raise TypeError(f"{op}: betas must be a pair of numbers, got {type(betas).__name__}")
+    if len(betas) != 2:
+        raise ValueError(f"{op}: betas must be a pair (beta1, beta2), got {betas!r}")
+    b1, b2 = (finite_number(op, "betas", b, minimum=0) for b in betas)
+    if not (b1 < 1 and b2 < 1):
+        raise ValueError(f"{op}: betas must lie in [0, 1), got {betas!r}")
+    lr, eps, wd = (finite_number(op, n, x, minimum=0) for n, x in
+                   (("lr", lr), ("eps", eps), ("weight_decay", weight_decay)))
+    _core.adam_update(w, np.ascontiguousarray(g), m, v, lr, b1, b2, eps, wd,
+                      flag(op, "decoupled", decoupled), step)

@@ -66,6 +66,9 @@ def gemm(a, b, c=None, *, alpha=1.0, beta=0.0, trans_a=False, trans_b=False, out
     for name, v in (("alpha", alpha), ("beta", beta)):
         if isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)):
             raise TypeError(f"gemm: {name} must be a real number, got {type(v).__name__}")
+    for name, v in (("trans_a", trans_a), ("trans_b", trans_b)):
+        if not isinstance(v, (bool, np.bool_)):
+            raise TypeError(f"gemm: {name} must be a bool, got {type(v).__name__}")
 
     a_op = xp.swapaxes(a, -1, -2) if trans_a else a
     b_op = xp.swapaxes(b, -1, -2) if trans_b else b
@@ -114,9 +117,10 @@ def gemm(a, b, c=None, *, alpha=1.0, beta=0.0, trans_a=False, trans_b=False, out
         target[...] = c
     kbeta = float(beta) if use_beta else 0.0
 
-    a3 = a_op.reshape((-1,) + _shape(a_op)[-2:]) if len(ba) == 1 else a_op[None]
-    b3 = b_op.reshape((-1,) + _shape(b_op)[-2:]) if len(bb) == 1 else b_op[None]
-    t3 = target.reshape((-1, M, N)) if batch else target[None]
+    # 3-D views (not reshape(-1, ...): ambiguous when M, N or K is 0)
+    a3 = a_op if len(ba) == 1 else a_op[None]
+    b3 = b_op if len(bb) == 1 else b_op[None]
+    t3 = target if batch else target[None]
     if target.size:
         if bf16_in:
             if not _core.bf16_available():

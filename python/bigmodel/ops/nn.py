@@ -8,7 +8,7 @@ import numpy as np
 
 from . import _backend
 from ._backend import _core
-from ._checks import cpu_only, float_array, real_number, same_dtype, shape
+from ._checks import cpu_only, finite_number, float_array, integer, real_number, same_dtype, shape
 
 
 def _axis(op, x, axis):
@@ -22,7 +22,7 @@ def _axis(op, x, axis):
 def _rows(x, axis):
     """x with axis moved last, as a C-contiguous (N, C) array, and the moved shape."""
     xm = np.moveaxis(x, axis, -1)
-    return np.ascontiguousarray(xm).reshape(-1, x.shape[axis]), xm.shape
+    return np.ascontiguousarray(xm).reshape(int(np.prod(xm.shape[:-1])), x.shape[axis]), xm.shape
 
 
 def _softmax(op, x, axis, log):
@@ -102,8 +102,7 @@ def _ce_args(op, logits, targets, ignore_index, label_smoothing, reduction):
     if shape(targets) != want:
         raise ValueError(f"{op}: targets.shape={shape(targets)}, expected {want} for "
                          f"logits.shape={shape(logits)}")
-    if isinstance(ignore_index, bool) or not isinstance(ignore_index, (int, np.integer)):
-        raise TypeError(f"{op}: ignore_index must be an int, got {type(ignore_index).__name__}")
+    integer(op, "ignore_index", ignore_index, -2 ** 63)
     eps = real_number(op, "label_smoothing", label_smoothing)
     if not 0.0 <= eps <= 1.0:
         raise ValueError(f"{op}: label_smoothing must be in [0, 1], got {label_smoothing}")
@@ -116,7 +115,7 @@ def _ce_args(op, logits, targets, ignore_index, label_smoothing, reduction):
         raise ValueError(f"{op}: targets must be in [0, {C}) or ignore_index={ignore_index}; "
                          f"got {int(t[bad][0])}")
     rows = logits[None] if logits.ndim == 1 else np.moveaxis(logits, 1, -1)
-    x = np.ascontiguousarray(rows).reshape(-1, C)
+    x = np.ascontiguousarray(rows).reshape(t.shape[0], C)
     return x, t, want, int(ignore_index), eps
 
 
@@ -151,8 +150,13 @@ def cross_entropy_backward(grad, logits, targets, *, ignore_index=-100, label_sm
                            reduction="mean"):
     """d loss / d logits given grad = d L / d loss (a scalar, or the 'none' loss's shape)."""
     op = "cross_entropy_backward"
+    if _backend._is_cupy(grad):
+        _backend.array_module(op, grad=grad, logits=logits, targets=targets)
     x, t, want, ignore, eps = _ce_args(op, logits, targets, ignore_index, label_smoothing, reduction)
-    g = np.asarray(grad)
+    g = grad if isinstance(grad, np.ndarray) else np.asarray(grad)
+    if g.dtype.kind not in "fiu" or isinstance(grad, (bool, np.bool_)):
+        raise TypeError(f"{op}: grad must be a real number or a float array, got "
+                        f"{type(grad).__name__} (dtype {g.dtype})")
     if reduction == "none":
         if shape(g) != want:
             raise ValueError(f"{op}: grad.shape={shape(g)}, expected {want} for reduction='none'")
@@ -175,18 +179,21 @@ def cross_entropy_backward(grad, logits, targets, *, ignore_index=-100, label_sm
     return np.moveaxis(dx.reshape(moved), -1, 1)
 
 
-def _ln_args(op, x, normalized_shape, weight, bias, eps):
-    xp = _backend.array_module(op, x=x, weight=weight, bias=bias)
+def _ln_args(op, x, normalized_shape, weight, bias, eps, **more):
+    xp = _backend.array_module(op, x=x, weight=weight, bias=bias, **more)
     cpu_only(op, xp)
     float_array(op, "x", x)
-    if isinstance(normalized_shape, (int, np.integer)) and not isinstance(normalized_shape, bool):
+
+    def is_int(s):
+        return isinstance(s, (int, np.integer)) and not isinstance(s, (bool, np.bool_))
+    if is_int(normalized_shape):
         ns = (int(normalized_shape),)
+    elif (isinstance(normalized_shape, (tuple, list, np.ndarray))
+          and all(is_int(s) for s in normalized_shape)):
+        ns = tuple(int(s) for s in normalized_shape)
     else:
-        try:
-            ns = tuple(int(s) for s in normalized_shape)
-        except TypeError:
-            raise TypeError(f"{op}: normalized_shape must be an int or a tuple of ints, got "
-                            f"{type(normalized_shape).__name__}") from None
+        raise TypeError(f"{op}: normalized_shape must be an int or a tuple of ints, got "
+                        f"{normalized_shape!r}")
     if len(ns) == 0 or len(ns) > x.ndim or shape(x)[x.ndim - len(ns):] != ns:
         raise ValueError(f"{op}: normalized_shape={ns} must match the trailing dimensions of "
                          f"x.shape={shape(x)}")
@@ -196,11 +203,9 @@ def _ln_args(op, x, normalized_shape, weight, bias, eps):
             if shape(p) != ns:
                 raise ValueError(f"{op}: {name}.shape={shape(p)}, expected normalized_shape={ns}")
     same_dtype(op, "x", x, weight=weight, bias=bias)
-    e = real_number(op, "eps", eps)
-    if e < 0:
-        raise ValueError(f"{op}: eps must be >= 0, got {eps}")
+    e = finite_number(op, "eps", eps, minimum=0)
     D = int(np.prod(ns))
-    rows = np.ascontiguousarray(x).reshape(-1, D)
+    rows = np.ascontiguousarray(x).reshape(int(np.prod(shape(x)[:x.ndim - len(ns)])), D)
     flat = lambda p: None if p is None else np.ascontiguousarray(p).reshape(-1)  # noqa: E731
     return rows, flat(weight), flat(bias), e, ns
 
@@ -223,6 +228,8 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5, *, return_
     rstd = np.empty(rows.shape[0], dtype=x.dtype)
     if rows.size:
         _core.layer_norm_forward(rows, w, b, y, mean, rstd, e)
+    elif not rows.shape[1]:
+        mean[...] = rstd[...] = np.nan  # statistics of empty rows (as numpy's mean)
     y = y.reshape(x.shape)
     if return_stats:
         lead = shape(x)[: x.ndim - len(ns)]
@@ -237,7 +244,8 @@ def layer_norm_backward(dy, x, normalized_shape, weight=None, bias=None, eps=1e-
     mean and rstd from layer_norm(..., return_stats=True) save one pass; else recomputed.
     """
     op = "layer_norm_backward"
-    rows, w, b, e, ns = _ln_args(op, x, normalized_shape, weight, bias, eps)
+    rows, w, b, e, ns = _ln_args(op, x, normalized_shape, weight, bias, eps, dy=dy, mean=mean,
+                                 rstd=rstd)
     float_array(op, "dy", dy)
     same_dtype(op, "x", x, dy=dy)
     if shape(dy) != shape(x):

@@ -10,7 +10,8 @@ import numbers
 import numpy as np
 
 from ._backend import _core
-from .conv import _check_array, _pair, _shape
+from ._checks import empty
+from .conv import _check_array, _devices, _pair, _shape
 
 
 def _out_size(H, k, s, p, ceil_mode):
@@ -40,7 +41,8 @@ def _geometry(op, x_shape, kernel_size, stride, padding, ceil_mode):
 
 def _x_shape(op, x_shape):
     if (not isinstance(x_shape, (tuple, list)) or len(x_shape) != 4 or
-            not all(isinstance(v, numbers.Integral) and v >= 0 for v in x_shape)):
+            not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 0
+                    for v in x_shape)):
         raise ValueError(f"{op}: x_shape must be (N, C, H, W) non-negative ints, got {x_shape!r}")
     return tuple(int(v) for v in x_shape)
 
@@ -68,15 +70,25 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, return_i
 
 def max_pool2d_backward(dy, indices, x_shape):
     """dx (x_shape) of max_pool2d: dy scattered (added) at the argmax ``indices``."""
+    _devices("max_pool2d_backward", dy=dy, indices=indices)
     x_shape = _x_shape("max_pool2d_backward", x_shape)
     _check_array("max_pool2d_backward", "dy", dy, 4)
     if not isinstance(indices, np.ndarray) or indices.dtype != np.int64:
-        raise TypeError("max_pool2d_backward: indices must be an int64 numpy.ndarray (from "
-                        "max_pool2d)")
+        got = (f"dtype {indices.dtype}" if isinstance(indices, np.ndarray) else
+               type(indices).__name__)
+        raise TypeError(f"max_pool2d_backward: indices must be an int64 numpy.ndarray (from "
+                        f"max_pool2d), got {got}")
     if _shape(indices) != _shape(dy) or _shape(dy)[:2] != x_shape[:2]:
         raise ValueError(f"max_pool2d_backward: dy.shape={_shape(dy)} and indices.shape="
                          f"{_shape(indices)} must match each other and x_shape={x_shape} in N, C")
-    dx = np.empty(x_shape, dy.dtype)
+    HW = x_shape[2] * x_shape[3]
+    if indices.size and HW:
+        lo, hi = int(indices.min()), int(indices.max())
+        if lo < 0 or hi >= HW:
+            raise ValueError(f"max_pool2d_backward: indices must lie in [0, {HW}): index "
+                             f"{lo if lo < 0 else hi} outside the plane of {HW} pixels "
+                             f"(x_shape={x_shape})")
+    dx = empty("max_pool2d_backward", "dx", x_shape, dy.dtype, f" for x_shape={x_shape}")
     if dx.size:
         if dy.size:
             _core.max_pool2d_backward(np.ascontiguousarray(dy), np.ascontiguousarray(indices), dx)
@@ -113,7 +125,7 @@ def avg_pool2d_backward(dy, x_shape, kernel_size, stride=None, padding=0, ceil_m
     if _shape(dy) != x_shape[:2] + (P, Q):
         raise ValueError(f"avg_pool2d_backward: dy must have shape {x_shape[:2] + (P, Q)} for "
                          f"x_shape={x_shape}, got dy.shape={_shape(dy)}")
-    dx = np.empty(x_shape, dy.dtype)
+    dx = empty("avg_pool2d_backward", "dx", x_shape, dy.dtype, f" for x_shape={x_shape}")
     if dx.size:
         _core.avg_pool2d_backward(np.ascontiguousarray(dy), dx, k, s, p, bool(count_include_pad))
     return dx
@@ -139,7 +151,7 @@ def global_avg_pool2d_backward(dy, x_shape):
     if _shape(dy) != (N, C, 1, 1) or H * W == 0:
         raise ValueError(f"global_avg_pool2d_backward: dy must have shape {(N, C, 1, 1)} and the "
                          f"planes be non-empty, got dy.shape={_shape(dy)}, x_shape={x_shape}")
-    dx = np.empty(x_shape, dy.dtype)
+    dx = empty("global_avg_pool2d_backward", "dx", x_shape, dy.dtype, f" for x_shape={x_shape}")
     if dx.size:
         _core.global_avg_pool2d_backward(np.ascontiguousarray(dy), dx)
     return dx

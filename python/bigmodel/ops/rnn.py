@@ -87,8 +87,12 @@ def _check_weights(op, weights, mode, I, D, dtype):
     w0 = weights[0]
     if not isinstance(w0, (list, tuple)) or len(w0) not in (2, 4):
         raise TypeError(f"{op}: weights[0] must be a tuple (w_ih, w_hh[, b_ih, b_hh])")
-    if not isinstance(w0[1], np.ndarray) or w0[1].ndim != 2:
-        raise ValueError(f"{op}: weights[0][1] (w_hh) must be a 2-D array (G*H, H)")
+    if not isinstance(w0[1], np.ndarray):
+        raise TypeError(f"{op}: weights[0][1] (w_hh) must be a numpy.ndarray, got "
+                        f"{type(w0[1]).__name__}")
+    if w0[1].ndim != 2:
+        raise ValueError(f"{op}: weights[0][1] (w_hh) must be a 2-D array (G*H, H), got "
+                         f"w_hh.shape={_shape(w0[1])}")
     H = int(w0[1].shape[1])
     if H < 1:
         raise ValueError(f"{op}: hidden size must be >= 1, w_hh.shape={_shape(w0[1])}")
@@ -136,8 +140,24 @@ def _check_precision(op, precision, dtype):
                                f"(active ISA path: {_core.isa()})")
 
 
+def _devices(op, weights, **arrays):
+    """The device check over every array argument, weights included (names as in messages)."""
+    if isinstance(weights, (list, tuple)):
+        for k, w in enumerate(weights):
+            if isinstance(w, (list, tuple)):
+                for j, nm in enumerate(("w_ih", "w_hh", "b_ih", "b_hh")[:len(w)]):
+                    arrays[f"weights[{k}][{j}] ({nm})"] = w[j]
+    _backend.array_module(op, **{k: v for k, v in arrays.items()
+                                 if v is None or isinstance(v, np.ndarray) or _backend._is_cupy(v)})
+
+
 def _forward(op, mode, x, weights, h0, c0, lengths, batch_first, bidirectional, training,
              precision="native"):
+    _devices(op, weights, x=x, h0=h0, c0=c0, lengths=lengths)
+    for name, v in (("batch_first", batch_first), ("bidirectional", bidirectional),
+                    ("training", training)):
+        if not isinstance(v, (bool, np.bool_)):
+            raise TypeError(f"{op}: {name} must be a bool, got {type(v).__name__}")
     x = _check_x(op, x, 3)
     _check_precision(op, precision, x.dtype)
     D = 2 if bidirectional else 1
@@ -188,6 +208,8 @@ def _backward(op, modes, state, grad_output, grad_h_n, grad_c_n):
                         f"(with training=True), got {type(state).__name__}")
     if state.mode not in modes:
         raise ValueError(f"{op}: state comes from {state.op}, not from a matching forward")
+    _backend.array_module(op, state=state.inputs[0], grad_output=grad_output, grad_h_n=grad_h_n,
+                          grad_c_n=grad_c_n)
     mode, D, L, H, dt = state.mode, state.D, state.L, state.H, state.dtype
     B = state.out_shape[0] if state.batch_first else state.out_shape[1]
     sh = (L * D, B, H)
@@ -293,9 +315,12 @@ def gru_backward(state, grad_output=None, grad_h_n=None):
 # ---- cells -----------------------------------------------------------------------------------
 
 def _cell(op, mode, x, h, c, w_ih, w_hh, b_ih, b_hh):
+    _backend.array_module(op, x=x, h=h, c=c, w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh)
     x = _check_x(op, x, 2)
-    if not isinstance(w_hh, np.ndarray) or w_hh.ndim != 2:
-        raise ValueError(f"{op}: w_hh must be a 2-D array (G*H, H)")
+    if not isinstance(w_hh, np.ndarray):
+        raise TypeError(f"{op}: w_hh must be a numpy.ndarray, got {type(w_hh).__name__}")
+    if w_hh.ndim != 2:
+        raise ValueError(f"{op}: w_hh must be a 2-D array (G*H, H), got w_hh.shape={_shape(w_hh)}")
     H, B = int(w_hh.shape[1]), x.shape[0]
     for name, s in (("h", h), ("c", c)):
         if s is not None:

@@ -16,6 +16,7 @@ import numbers
 
 import numpy as np
 
+from . import _backend
 from ._backend import _core
 from .gemm import gemm
 
@@ -31,6 +32,9 @@ def _is_sparse(a):
 
 def _check_matrix(fn, a, name="a"):
     """Returns ('dense', ndarray) or ('csr'|'csc', scipy matrix); raises TypeError/ValueError."""
+    if _backend._is_cupy(a):
+        raise NotImplementedError(f"{fn}: CuPy (GPU) arrays are not supported yet; pass a NumPy "
+                                  f"array or a SciPy CSR/CSC matrix")
     if _is_sparse(a):
         if a.format not in ("csr", "csc"):
             raise TypeError(f"{fn}: {name} must be a dense array or a SciPy CSR/CSC matrix, got "
@@ -85,11 +89,18 @@ def spmm_csr(a, x, *, transpose=False, out=None):
     array([[1., 1., 1.],
            [2., 2., 2.]])
     """
+    for name, v in (("x", x), ("out", out)):
+        if _backend._is_cupy(v):
+            raise ValueError(f"spmm_csr: arrays are on different devices: a on CPU (scipy), "
+                             f"{name} on GPU (cupy)")
     fmt, a = _check_matrix("spmm_csr", a)
     if fmt == "dense":
         raise TypeError("spmm_csr: a must be a SciPy CSR/CSC matrix, got a dense array")
     if not isinstance(x, np.ndarray):
         raise TypeError(f"spmm_csr: x must be a NumPy array, got {type(x).__name__}")
+    if x.dtype not in (np.float32, np.float64):
+        raise TypeError(f"spmm_csr: x must be float32 or float64, got dtype {x.dtype} "
+                        f"(x.shape={x.shape})")
     if x.ndim != 2:
         raise ValueError(f"spmm_csr: x must be 2-D, got x.shape={x.shape}")
     m, n = a.shape
@@ -102,16 +113,29 @@ def spmm_csr(a, x, *, transpose=False, out=None):
         x = np.ascontiguousarray(x)
     if out is None:
         out = np.empty((rows_y, x.shape[1]), a.dtype)
+    elif not isinstance(out, np.ndarray):
+        raise TypeError(f"spmm_csr: out must be a numpy.ndarray, got {type(out).__name__}")
     elif out.shape != (rows_y, x.shape[1]) or out.dtype != a.dtype:
         raise ValueError(f"spmm_csr: out must be {(rows_y, x.shape[1])} {a.dtype}, got "
                          f"{out.shape} {out.dtype}")
-    if x.shape[1] == 0:
+    elif not out.flags.writeable:
+        raise ValueError("spmm_csr: out is read-only")
+    if out.size == 0:
         return out
+    if rows_x == 0 or a.nnz == 0:
+        out[...] = 0
+        return out
+    # The kernel writes rows with unit stride; any other out is written through a temporary.
+    target = out
+    if out.strides[1] != out.itemsize or out.strides[0] < out.shape[1] * out.itemsize:
+        target = np.empty(out.shape, out.dtype)
     indptr, indices, data = _csr_parts(a)
     if fmt == "csr":
-        _core.spmm_csr(indptr, indices, data, x, out, m, n, bool(transpose))
+        _core.spmm_csr(indptr, indices, data, x, target, m, n, bool(transpose))
     else:  # CSC of a == CSR of a.T (n x m)
-        _core.spmm_csr(indptr, indices, data, x, out, n, m, not transpose)
+        _core.spmm_csr(indptr, indices, data, x, target, n, m, not transpose)
+    if target is not out:
+        out[...] = target
     return out
 
 
@@ -386,6 +410,8 @@ def truncated_svd(a, k, *, n_oversamples=10, n_iter="auto", method="randomized",
     """
     fn = "truncated_svd"
     fmt, a = _check_matrix(fn, a)
+    if fmt != "dense":
+        _check_compressed(fn, a)
     m, n = (int(x) for x in a.shape)
     if isinstance(k, bool) or not isinstance(k, numbers.Integral):
         raise TypeError(f"{fn}: k must be an int, got {type(k).__name__}")
@@ -407,14 +433,54 @@ def truncated_svd(a, k, *, n_oversamples=10, n_iter="auto", method="randomized",
         raise ValueError(f"{fn}: method must be one of {_METHODS}, got {method!r}")
     if isinstance(random_state, np.random.RandomState):
         rng = np.random.default_rng(random_state.randint(0, 2 ** 63 - 1, dtype=np.int64))
-    elif random_state is None or isinstance(random_state, (numbers.Integral, np.random.Generator)):
+    elif random_state is None or isinstance(random_state, np.random.Generator) or (
+            isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool)):
+        if isinstance(random_state, numbers.Integral) and random_state < 0:
+            raise ValueError(f"{fn}: random_state must be a non-negative int, got {random_state}")
         rng = np.random.default_rng(random_state)
     else:
         raise TypeError(f"{fn}: random_state must be None, an int or a numpy Generator, got "
                         f"{type(random_state).__name__}")
 
+    # Magnitudes whose squares (in the Gram matrices of the orthonormalization) would overflow
+    # or underflow are brought near 1 by an exact power of two, and S scaled back.
+    scale = _power_of_two_scale(fmt, a)
+    if scale != 1.0:
+        a = a * a.dtype.type(1.0 / scale)
     op = _Operator(fmt, a)
     if method == "randomized":
         q = (7 if k < 0.1 * min(m, n) else 4) if n_iter == "auto" else int(n_iter)
-        return _randomized(op, k, int(n_oversamples), q, rng)
-    return _lanczos(op, k, int(n_oversamples), None if n_iter == "auto" else int(n_iter), rng)
+        u, s, vt = _randomized(op, k, int(n_oversamples), q, rng)
+    else:
+        u, s, vt = _lanczos(op, k, int(n_oversamples), None if n_iter == "auto" else int(n_iter),
+                            rng)
+    if scale != 1.0:
+        s = (s * scale).astype(s.dtype)
+    return u, s, vt
+
+
+def _power_of_two_scale(fmt, a):
+    """1.0, or the power of two nearest max|a| when max|a| is far from 1 for a's dtype."""
+    vals = a if fmt == "dense" else a.data
+    if vals.size == 0:
+        return 1.0
+    amax = float(max(abs(vals.max()), abs(vals.min())))
+    lim = 250 if a.dtype == np.float64 else 50
+    if amax == 0.0 or 2.0 ** -lim <= amax <= 2.0 ** lim:
+        return 1.0
+    return 2.0 ** int(np.round(np.log2(amax)))
+
+
+def _check_compressed(fn, a):
+    """a's index arrays describe a valid CSR/CSC matrix (checked once, before the kernels)."""
+    major, minor = a.shape if a.format == "csr" else a.shape[::-1]
+    ip, ix = np.asarray(a.indptr), np.asarray(a.indices)
+    if (ip.shape != (major + 1,) or (major + 1 and ip[0] != 0)
+            or (major and np.any(ip[1:] < ip[:-1])) or ip[-1] > ix.shape[0]):
+        raise ValueError(f"{fn}: a.indptr is not a valid {a.format.upper()} index pointer: it "
+                         f"must start at 0, never decrease and end at most at nnz={ix.shape[0]} "
+                         f"(a.shape={a.shape})")
+    used = ix[:ip[-1]]
+    if used.size and (used.min() < 0 or used.max() >= minor):
+        raise ValueError(f"{fn}: a.indices has an entry outside [0, {minor}) (a.shape={a.shape}, "
+                         f"format {a.format!r})")

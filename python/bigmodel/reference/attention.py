@@ -25,9 +25,14 @@ def _scores(q, k, causal, mask, scale):
     return s
 
 
+def _default_scale(scale, D):
+    """1/sqrt(D), and 1 for D = 0 (every score is 0 then)."""
+    return (1.0 / np.sqrt(D) if D > 0 else 1.0) if scale is None else float(scale)
+
+
 def attention(q, k, v, *, causal=False, mask=None, scale=None, return_lse=False):
     q, k, v = (np.asarray(x, dtype=np.float64) for x in (q, k, v))
-    scale = 1.0 / np.sqrt(q.shape[-1]) if scale is None else float(scale)
+    scale = _default_scale(scale, q.shape[-1])
     s = _scores(q, k, causal, mask, scale)
     m = s.max(axis=-1, keepdims=True) if s.shape[-1] else np.full(s.shape[:-1] + (1,), -np.inf)
     m_safe = np.where(np.isfinite(m), m, 0.0)
@@ -42,7 +47,7 @@ def attention(q, k, v, *, causal=False, mask=None, scale=None, return_lse=False)
 
 def attention_backward(do, q, k, v, out, lse, *, causal=False, mask=None, scale=None):
     do, q, k, v, out, lse = (np.asarray(x, dtype=np.float64) for x in (do, q, k, v, out, lse))
-    scale = 1.0 / np.sqrt(q.shape[-1]) if scale is None else float(scale)
+    scale = _default_scale(scale, q.shape[-1])
     s = _scores(q, k, causal, mask, scale)
     fin = np.isfinite(lse)[..., None]
     p = np.where(fin, np.exp(s - np.where(fin, lse[..., None], 0.0)), 0.0)

@@ -45,7 +45,9 @@ def cross_entropy(logits, targets, *, ignore_index=-100, label_smoothing=0.0, re
     tt = np.where(valid, t, 0)
     nll = np.where(valid, -logp[np.arange(n), tt], 0.0)
     smooth = np.where(valid, -logp.sum(axis=1), 0.0)
-    loss = (1 - label_smoothing) * nll + label_smoothing / c * smooth
+    loss = (1 - label_smoothing) * nll
+    if label_smoothing:  # (not 0 * inf = NaN for a -inf logit when there is no smoothing)
+        loss = loss + label_smoothing / c * smooth
     if reduction == "none":
         return loss.reshape(out_shape)
     if reduction == "sum":

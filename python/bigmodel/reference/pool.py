@@ -4,7 +4,8 @@ Semantics identical to torch.nn.functional.max_pool2d / avg_pool2d / adaptive_av
 output size  P = floor_or_ceil((H + 2*ph - kh) / sh) + 1, and with ceil_mode the last window
 must start inside the input or the left padding ((P-1)*sh < H + ph), else P -= 1.
 max: padded pixels are -inf; indices are flat offsets ih*W + iw in the (H, W) plane of the
-first maximum in scan order (a NaN wins, the last NaN as in torch). avg: window clipped to the
+first maximum in scan order (a NaN wins, the last NaN as in torch; a window of -inf gives its
+first input pixel). avg: window clipped to the
 padded input (H + ph at the end); the divisor counts padding when count_include_pad, else only the input pixels.
 """
 from __future__ import annotations
@@ -44,12 +45,14 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, return_i
     idx = np.zeros((N, C, P, Q), np.int64)
     for p in range(P):
         for q in range(Q):
+            first = True  # the window's first input pixel is the answer until one beats it
             for r in range(kh):
                 for s in range(kw):
                     ih, iw = p * sh - ph + r, q * sw - pw + s
                     if 0 <= ih < H and 0 <= iw < W:
                         v = x[:, :, ih, iw]
-                        better = (v > y[:, :, p, q]) | np.isnan(v)
+                        better = (v > y[:, :, p, q]) | np.isnan(v) | first
+                        first = False
                         y[:, :, p, q] = np.where(better, v, y[:, :, p, q])
                         idx[:, :, p, q] = np.where(better, ih * W + iw, idx[:, :, p, q])
     return (y, idx) if return_indices else y

@@ -139,10 +139,11 @@ def _forward(mode, x, weights, h0, c0, lengths, batch_first, bidirectional):
             for t in (range(T - 1, -1, -1) if d else range(T)):
                 m = (t < lengths)[:, None].astype(np.float64)
                 h1, c1, cache = _step(mode, inp[t], h, c, *w)
-                out[t] = m * h1
-                h = m * h1 + (1 - m) * h
+                # where, not m * h1 + (1 - m) * h: an inf state must not become 0 * inf = NaN
+                out[t] = np.where(m > 0, h1, 0.0)
+                h = np.where(m > 0, h1, h)
                 if mode == "lstm":
-                    c = m * c1 + (1 - m) * c
+                    c = np.where(m > 0, c1, c)
                 steps.append((t, m, cache))
             outs.append(out)
             hn.append(h)
