@@ -45,6 +45,7 @@ if [[ "${E2E:-0}" == 1 ]]; then
   cp -r "$ROOT/python/bigmodel" "$W/py/"
   rm -f "$W"/py/bigmodel/_cuda*.so
   cp -r "$EMU/fake_cupy/cupy" "$W/py/"
+  cp -r "$EMU/fake_cupy/cupyx" "$W/py/"
   # The stand-in subclasses numpy.ndarray: classify CuPy before NumPy in this copy only.
   "$PY" - "$W/py/bigmodel/ops/_backend.py" <<'PYEOF'
 import sys
