@@ -45,6 +45,7 @@ if [[ "${E2E:-0}" == 1 ]]; then
   cp -r "$ROOT/python/bigmodel" "$W/py/"
   rm -f "$W"/py/bigmodel/_cuda*.so
   cp -r "$EMU/fake_cupy/cupy" "$W/py/"
+  cp -r "$EMU/fake_cupy/cupyx" "$W/py/"
   $CXX $FLAGS -O2 -shared -fPIC -DEMU_ONE_DEVICE -I"$ROOT/csrc" $("$PY" -m pybind11 --includes) \
     -x c++ "$W"/src/cuda/*.cu "$ROOT"/csrc/bindings/*cuda*.cpp \
     -o "$W/py/bigmodel/_cuda$("$PY" -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')"

@@ -9,6 +9,14 @@ A·X and Aᵀ·X without forming Aᵀ); the tall-skinny blocks are orthonormaliz
 on our GEMM (Fukaya et al. 2014), shifted CholeskyQR3 when a block is ill-conditioned, and
 Gram-eigenvector completion when it is rank deficient; only (k+p) x (k+p) matrices go to
 LAPACK (numpy.linalg), the rank-deficient final SVD excepted.
+
+CuPy arrays and ``cupyx.scipy.sparse`` CSR/CSC matrices run the same code on the GPU: every pass
+over A is our CUDA GEMM (dense) or our CUDA CSR SpMM (sparse; Aᵀ·X is the same kernel on Aᵀ,
+transposed once per call by our counting-sort kernel), the tall-skinny blocks stay on the device
+(CholeskyQR2: Gram matrix and the triangular solve's product by our CUDA GEMM, in float64), and
+only (k+p) x (k+p) matrices go to the host (numpy.linalg). The random test matrix is drawn on the
+host from the same generator as on the CPU, so the same random_state gives the same result on both
+up to rounding. Results come back as CuPy arrays.
 """
 from __future__ import annotations
 
@@ -27,7 +35,8 @@ _PAD = 16  # working blocks get rows padded to 16 elements: full SIMD vectors in
 # ---- argument checks ---------------------------------------------------------------------------
 
 def _is_sparse(a):
-    return type(a).__module__.startswith("scipy.sparse") and hasattr(a, "format")
+    return (type(a).__module__.startswith(("scipy.sparse", "cupyx.scipy.sparse"))
+            and hasattr(a, "format"))
 
 
 def _check_matrix(fn, a, name="a"):
@@ -47,7 +56,7 @@ def _check_matrix(fn, a, name="a"):
         if not np.isfinite(a.data).all():
             raise ValueError(f"{fn}: {name} contains NaN or Inf ({name}.shape={a.shape})")
         return a.format, a
-    if not isinstance(a, np.ndarray):
+    if not (isinstance(a, np.ndarray) or _backend._is_cupy(a)):
         raise TypeError(f"{fn}: {name} must be a NumPy array or a SciPy CSR/CSC matrix, got "
                         f"{type(a).__name__}")
     if a.dtype not in (np.float32, np.float64):
@@ -67,10 +76,85 @@ def _csr_parts(a):
             np.ascontiguousarray(a.data))
 
 
-def _padded(rows, cols, dtype):
+def _padded(rows, cols, dtype, xp=np):
     """Uninitialised (rows, cols) array whose rows are padded to a multiple of _PAD elements."""
     ld = -(-cols // _PAD) * _PAD
-    return np.empty((rows, ld), dtype)[:, :cols]
+    return xp.empty((rows, ld), dtype)[:, :cols]
+
+
+# ---- host / device -------------------------------------------------------------------------------
+# The algorithm below runs on NumPy or CuPy blocks alike: tall blocks stay where A is, small
+# (k+p)-sized matrices are NumPy. On NumPy every helper here is the identity.
+
+def _is_gpu(x):
+    return _backend._is_cupy(x) or type(x).__module__.startswith("cupyx.")
+
+
+def _xp(x):
+    """numpy, or cupy for CuPy arrays and cupyx sparse matrices."""
+    if _is_gpu(x):
+        import cupy
+        return cupy
+    return np
+
+
+def _host(x):
+    """x as a NumPy array (a device-to-host copy for CuPy; x itself for NumPy)."""
+    if _backend._is_cupy(x):
+        import cupy
+        return cupy.asnumpy(x)
+    return x
+
+
+def _to(xp, x):
+    """The host array x on xp's device (x itself for NumPy)."""
+    return x if xp is np else xp.asarray(x)
+
+
+def _as64(y):
+    if _backend._is_cupy(y):
+        return y.astype(np.float64, copy=False)
+    return np.asarray(y, np.float64)
+
+
+# Split-K on the GPU: the SVD's products with a long K and a small output (Gram matrices
+# YᵀY with K = m, Qᵀ·A as an l x n output with K = m, A·X as m x l) give our GEMM few output tiles
+# (128x128 fp32, 64x64 fp64): a 74 x 74 Gram of a 100000-row block is 4 blocks on a GPU with 132
+# SMs. The K range is cut into s equal chunks, the partial products run as one batched GEMM
+# (batch strides step along K), and the partials are summed in a fixed order (deterministic).
+_SPLIT_BLOCKS = 264   # ~2 blocks per SM on an H100 (132 SMs; the fp32 kernel runs 2 per SM)
+_SPLIT_MIN_K = 256    # K per chunk at least: the partials cost s * M * N extra traffic
+
+
+def _mm(a, b, *, trans_a=False, out=None):
+    """gemm(a, b, trans_a=trans_a, out=out) for 2-D operands, split along K on the GPU when the
+    output alone has too few tiles to fill the GPU (see above). NumPy: exactly gemm."""
+    if not _backend._is_cupy(a):
+        return gemm(a, b, trans_a=trans_a, out=out)
+    a_op = a.T if trans_a else a
+    (M, K), N = a_op.shape, b.shape[1]
+    tile = 128 if a.dtype == np.float32 else 64
+    tiles = -(-M // tile) * -(-N // tile)
+    s = min(-(-_SPLIT_BLOCKS // tiles), K // _SPLIT_MIN_K, 64) if tiles else 1
+    if s < 2 or a.dtype != b.dtype or a.dtype not in (np.float32, np.float64):
+        return gemm(a, b, trans_a=trans_a, out=out)
+    import cupy
+    mod = _backend.cuda()
+    kc = K // s
+    item = a.itemsize
+    ra, ca = a_op.strides[0] // item, a_op.strides[1] // item
+    rb, cb = b.strides[0] // item, b.strides[1] // item
+    part = cupy.empty((s, M, N), a.dtype)
+    mod.gemm(a_op.data.ptr, b.data.ptr, part.data.ptr, s, M, N, kc, [kc * ca, ra, ca],
+             [kc * rb, rb, cb], [M * N, N, 1], str(a.dtype), str(a.dtype), 1.0, 0.0, "native",
+             cupy.cuda.get_current_stream().ptr)
+    total = part.sum(axis=0)
+    if s * kc < K:  # the K % s leftover columns
+        gemm(a_op[:, s * kc:], b[s * kc:], total, beta=1.0, out=total)
+    if out is None:
+        return total
+    out[...] = total
+    return out
 
 
 # ---- sparse x dense ----------------------------------------------------------------------------
@@ -80,7 +164,9 @@ def spmm_csr(a, x, *, transpose=False, out=None):
 
     Our C++ kernel (OpenMP over rows balanced by nonzeros, SIMD over the columns of x); the
     transposed product reads ``a`` as stored. A CSC matrix is accepted too (it is the CSR form of
-    its transpose). float32/float64; ``x`` is cast to ``a``'s dtype.
+    its transpose). float32/float64; ``x`` is cast to ``a``'s dtype. A ``cupyx.scipy.sparse``
+    CSR/CSC matrix with a CuPy ``x`` runs our CUDA kernel (merge-path SpMM; the other
+    orientation is first built by our transpose kernel) and returns a CuPy array.
 
     >>> import numpy as np, scipy.sparse as sp
     >>> from bigmodel.ops import spmm_csr
@@ -96,7 +182,10 @@ def spmm_csr(a, x, *, transpose=False, out=None):
     fmt, a = _check_matrix("spmm_csr", a)
     if fmt == "dense":
         raise TypeError("spmm_csr: a must be a SciPy CSR/CSC matrix, got a dense array")
-    if not isinstance(x, np.ndarray):
+    gpu = _is_gpu(a) or _is_gpu(x) or _is_gpu(out)
+    if gpu:  # NumPy/CuPy mixes -> ValueError naming the arguments
+        _backend.array_module("spmm_csr", a=a.data, x=x, out=out)
+    elif not isinstance(x, np.ndarray):
         raise TypeError(f"spmm_csr: x must be a NumPy array, got {type(x).__name__}")
     if x.dtype not in (np.float32, np.float64):
         raise TypeError(f"spmm_csr: x must be float32 or float64, got dtype {x.dtype} "
@@ -108,6 +197,8 @@ def spmm_csr(a, x, *, transpose=False, out=None):
     if x.shape[0] != rows_x:
         raise ValueError(f"spmm_csr: x has {x.shape[0]} rows, expected {rows_x} "
                          f"(a.shape={a.shape}, x.shape={x.shape}, transpose={transpose})")
+    if gpu:
+        return _spmm_csr_cuda(fmt, a, x, bool(transpose), out)
     x = np.asarray(x, dtype=a.dtype)
     if x.shape[1] and (x.strides[1] != x.itemsize or x.strides[0] < x.shape[1] * x.itemsize):
         x = np.ascontiguousarray(x)
@@ -139,22 +230,125 @@ def spmm_csr(a, x, *, transpose=False, out=None):
     return out
 
 
+def _rows_contiguous(x):
+    """x (2-D) has unit column stride and a row stride of at least one row: the kernels' layout."""
+    item = x.itemsize
+    return ((x.shape[1] <= 1 or x.strides[1] == item) and x.strides[0] >= x.shape[1] * item
+            and x.strides[0] % item == 0)
+
+
+class _CsrCuda:
+    """A CSR matrix on the GPU (CuPy arrays: indptr, indices, data) and our CUDA kernels on it.
+
+    Workspace is allocated here from CuPy's pool; the kernels run on CuPy's current stream.
+    """
+
+    def __init__(self, rows, cols, indptr, indices, data):
+        self.rows, self.cols = int(rows), int(cols)
+        self.indptr, self.indices, self.data = indptr, indices, data
+        self.mod = _backend.cuda()
+
+    @classmethod
+    def of(cls, a, fmt):
+        """The CSR form of a (fmt 'csr') or of a.T (fmt 'csc': CSC of a = CSR of a.T)."""
+        import cupy
+        both32 = a.indptr.dtype == np.int32 and a.indices.dtype == np.int32
+        it = np.int32 if both32 else np.int64
+        parts = (cupy.ascontiguousarray(a.indptr, dtype=it),
+                 cupy.ascontiguousarray(a.indices, dtype=it), cupy.ascontiguousarray(a.data))
+        m, n = (int(s) for s in a.shape)
+        return cls(m, n, *parts) if fmt == "csr" else cls(n, m, *parts)
+
+    def _args(self):
+        return (self.indptr.data.ptr, self.indptr.size, self.indices.data.ptr, self.indices.size,
+                self.data.data.ptr, self.data.size, self.rows, self.cols, str(self.indices.dtype),
+                str(self.data.dtype))
+
+    def transpose(self):
+        """The CSR form of A.T, built on the GPU (stable counting sort by column)."""
+        import cupy
+        ip = cupy.empty(self.cols + 1, self.indptr.dtype)
+        ix = cupy.empty(self.indices.size, self.indices.dtype)
+        dx = cupy.empty(self.data.size, self.data.dtype)
+        nbytes = self.mod.csr_transpose_workspace_bytes(self.rows, self.cols, self.indices.size,
+                                                        str(self.indices.dtype))
+        work = cupy.empty(nbytes, np.uint8)
+        self.mod.csr_transpose(*self._args(), ip.data.ptr, ip.size, ix.data.ptr, ix.size,
+                               dx.data.ptr, dx.size, work.data.ptr, work.size,
+                               cupy.cuda.get_current_stream().ptr)
+        return _CsrCuda(self.cols, self.rows, ip, ix, dx)
+
+    def matmat(self, x, out):
+        """out (rows, K) = A @ x (cols, K); x is cast/copied to the kernel's layout if needed."""
+        import cupy
+        x = x.astype(self.data.dtype, copy=False)
+        if not _rows_contiguous(x):
+            x = cupy.ascontiguousarray(x)
+        target = out if _rows_contiguous(out) else cupy.empty(out.shape, out.dtype)
+        K = int(x.shape[1])
+        nbytes = self.mod.spmm_csr_workspace_bytes(self.rows, self.indices.size, K,
+                                                   str(self.data.dtype))
+        work = cupy.empty(nbytes, np.uint8)
+        self.mod.spmm_csr(*self._args(), x.data.ptr, [int(x.shape[0]), K],
+                          x.strides[0] // x.itemsize, target.data.ptr,
+                          [int(target.shape[0]), int(target.shape[1])],
+                          target.strides[0] // target.itemsize, work.data.ptr, work.size,
+                          cupy.cuda.get_current_stream().ptr)
+        if target is not out:
+            out[...] = target
+        return out
+
+
+def _spmm_csr_cuda(fmt, a, x, transpose, out):
+    """spmm_csr for a cupyx CSR/CSC matrix and CuPy x (shapes already checked)."""
+    import cupy
+    _backend.cuda()  # CuPy without the CUDA module or a GPU: the clear RuntimeError
+    m, n = (int(s) for s in a.shape)
+    rows_y = n if transpose else m
+    if out is None:
+        out = cupy.empty((rows_y, x.shape[1]), a.dtype)
+    elif out.shape != (rows_y, x.shape[1]) or out.dtype != a.dtype:
+        raise ValueError(f"spmm_csr: out must be {(rows_y, x.shape[1])} {a.dtype}, got "
+                         f"{out.shape} {out.dtype}")
+    if x.shape[1] == 0:
+        return out
+    csr = _CsrCuda.of(a, fmt)  # CSR of a, or of a.T for CSC
+    if (fmt == "csr") == transpose:  # the other orientation: transpose on the GPU
+        csr = csr.transpose()
+    return csr.matmat(x, out)
+
+
 class _Operator:
-    """A as two products, ``A @ X`` and ``A.T @ X``, on our kernels (X and results (., l))."""
+    """A as two products, ``A @ X`` and ``A.T @ X``, on our kernels (X and results (., l)).
+
+    On the GPU a sparse A is held in both orientations (CSR of A and of A.T, the second built
+    once here by our transpose kernel) so that both products are the same forward SpMM.
+    """
 
     def __init__(self, fmt, a):
         self.shape = tuple(int(s) for s in a.shape)
         self.dtype = a.dtype
         self.fmt = fmt
         self.a = a
-        if fmt != "dense":
+        self.xp = _xp(a)
+        if self.xp is not np:
+            _backend.cuda()  # CuPy without the CUDA module or a GPU: the clear RuntimeError
+            if fmt != "dense":
+                csr = _CsrCuda.of(a, fmt)
+                other = csr.transpose()
+                self.fwd, self.bwd = (csr, other) if fmt == "csr" else (other, csr)
+            elif not (a.flags.c_contiguous or a.flags.f_contiguous):
+                self.a = self.xp.ascontiguousarray(a)
+        elif fmt != "dense":
             self.parts = _csr_parts(a)
         elif not (a.flags.c_contiguous or a.flags.f_contiguous):
             self.a = np.ascontiguousarray(a)
 
     def _sparse(self, x, transpose):
         m, n = self.shape
-        out = _padded(n if transpose else m, x.shape[1], self.dtype)
+        out = _padded(n if transpose else m, x.shape[1], self.dtype, self.xp)
+        if self.xp is not np:
+            return (self.bwd if transpose else self.fwd).matmat(x, out)
         if self.fmt == "csr":
             _core.spmm_csr(*self.parts, x, out, m, n, transpose)
         else:
@@ -166,12 +360,12 @@ class _Operator:
     # (4000x1000 fp32, k 60: Aᵀ·Q 45 ms, (Qᵀ·A)ᵀ written through a transposed view 23 ms).
     def _dense(self, x, transpose):
         m, n = self.shape
-        out = _padded(n if transpose else m, x.shape[1], self.dtype)
+        out = _padded(n if transpose else m, x.shape[1], self.dtype, self.xp)
         row_major = self.a.flags.c_contiguous
         if transpose == row_major:  # (xᵀ·A)ᵀ, or (xᵀ·Aᵀ)ᵀ with Aᵀ row-major
-            gemm(x, self.a if row_major else self.a.T, trans_a=True, out=out.T)
+            _mm(x, self.a if row_major else self.a.T, trans_a=True, out=out.T)
         else:
-            gemm(self.a if row_major else self.a.T, x, out=out)
+            _mm(self.a if row_major else self.a.T, x, out=out)
         return out
 
     def matmat(self, x):
@@ -185,14 +379,16 @@ class _Operator:
 
 def _cholqr_pass(y64, shift=0.0):
     """One CholeskyQR pass: (y r^-1, r, well_conditioned) with r = chol(y.T y + shift I).T."""
-    g = gemm(y64, y64, trans_a=True)
+    xp = _xp(y64)
+    g = _host(_mm(y64, y64, trans_a=True))  # l x l: to the host on the GPU
     if shift:
         g[np.diag_indices_from(g)] += shift
     r = np.linalg.cholesky(g).T  # g = r.T @ r, r upper triangular; raises LinAlgError
     d = np.abs(np.diag(r))
     ok = bool(np.all(np.isfinite(r)) and d.min() > 1e-6 * d.max())
     rinv = np.linalg.solve(r, np.eye(r.shape[0]))
-    return gemm(y64, rinv, out=_padded(y64.shape[0], y64.shape[1], np.float64)), r, ok
+    out = _padded(y64.shape[0], y64.shape[1], np.float64, xp)
+    return gemm(y64, _to(xp, rinv), out=out), r, ok
 
 
 def _qr(y, passes=2):
@@ -206,7 +402,7 @@ def _qr(y, passes=2):
     Only l x l matrices go to LAPACK: multithreaded LAPACK on tall blocks is slow on busy
     machines (OpenBLAS threads spin), and these blocks are GEMM-sized anyway.
     """
-    y64 = np.asarray(y, np.float64)
+    y64 = _as64(y)
     r_all = np.eye(y.shape[1])
     try:
         for _ in range(passes):
@@ -217,9 +413,9 @@ def _qr(y, passes=2):
         return y64, r_all
     except np.linalg.LinAlgError:
         pass
-    y64 = np.asarray(y, np.float64)
+    y64 = _as64(y)
     m, l = y64.shape
-    norm2 = float(np.sum(y64 * y64))
+    norm2 = float((y64 * y64).sum())
     shift = 11 * (m * l + l * (l + 1)) * np.finfo(np.float64).eps * norm2
     try:
         y64, r_all, _ = _cholqr_pass(y64, shift)
@@ -247,18 +443,19 @@ def _orth_flag(y, passes=2, rng=None):
     """
     res = _qr(y, passes)
     fallback = res is None
+    xp = _xp(y)
     if fallback:
-        y64 = np.asarray(y, np.float64)
-        lam, w = np.linalg.eigh(gemm(y64, y64, trans_a=True))
+        y64 = _as64(y)
+        lam, w = np.linalg.eigh(_host(_mm(y64, y64, trans_a=True)))
         good = lam > 1e-13 * max(lam[-1], np.finfo(np.float64).tiny)
-        keep = gemm(y64, np.ascontiguousarray(w[:, good] / np.sqrt(lam[good])))
+        keep = gemm(y64, _to(xp, np.ascontiguousarray(w[:, good] / np.sqrt(lam[good]))))
         rng = rng if rng is not None else np.random.default_rng(0)
-        fill = rng.standard_normal((y.shape[0], int((~good).sum())))
+        fill = _to(xp, rng.standard_normal((y.shape[0], int((~good).sum()))))
         fill = _project_out(keep, fill)
-        res = _qr(np.hstack([keep, fill]), 2)
-        if res is None:
-            res = (np.linalg.qr(y64)[0], None)
-    out = _padded(y.shape[0], y.shape[1], y.dtype)
+        res = _qr(xp.hstack([keep, fill]), 2)
+        if res is None:  # Householder QR (LAPACK / cuSOLVER), the last resort
+            res = (xp.linalg.qr(y64)[0], None)
+    out = _padded(y.shape[0], y.shape[1], y.dtype, xp)
     out[...] = res[0]
     return out, fallback
 
@@ -268,7 +465,7 @@ def _project_out(q_all, z):
     if q_all.shape[1] == 0:
         return z
     for _ in range(2):
-        c = gemm(q_all, z, trans_a=True)
+        c = _mm(q_all, z, trans_a=True)
         gemm(q_all, c, z, alpha=-1.0, beta=1.0, out=z)
     return z
 
@@ -276,8 +473,9 @@ def _project_out(q_all, z):
 # ---- the small SVD at the end ------------------------------------------------------------------
 
 def _fix_signs(u, vt):
-    idx = np.argmax(np.abs(u), axis=0)
-    s = np.sign(u[idx, np.arange(u.shape[1])])
+    xp = _xp(u)
+    idx = xp.argmax(xp.abs(u), axis=0)
+    s = xp.sign(u[idx, xp.arange(u.shape[1])])
     s[s == 0] = 1
     u *= s.astype(u.dtype)
     vt *= s.astype(vt.dtype)[:, None]
@@ -291,34 +489,37 @@ def _ritz(q, w, k, dtype):
     q.T A = z s (qw p).T, so U = q z, V = qw p. Falls back to numpy.linalg.svd(w) when w is
     numerically rank deficient.
     """
+    xp = _xp(q)
     res = _qr(w, 2)
     if res is not None:
         qw, r = res
         p, s, zt = np.linalg.svd(r)
-        v = gemm(qw, np.ascontiguousarray(p[:, :k]))
+        v = gemm(qw, _to(xp, np.ascontiguousarray(p[:, :k])))
         z = zt[:k].T
     else:
-        v, s, zt = np.linalg.svd(np.asarray(w, np.float64), full_matrices=False)
+        v, s, zt = xp.linalg.svd(_as64(w), full_matrices=False)
+        s, zt = _host(s), _host(zt)
         v, z = v[:, :k], zt[:k].T
-    u = gemm(q, np.ascontiguousarray(z, dtype=q.dtype))
-    u = np.ascontiguousarray(u, dtype=dtype)
-    vt = np.ascontiguousarray(v.T, dtype=dtype)
+    u = gemm(q, _to(xp, np.ascontiguousarray(z, dtype=q.dtype)))
+    u = xp.ascontiguousarray(u, dtype=dtype)
+    vt = xp.ascontiguousarray(v.T, dtype=dtype)
     u, vt = _fix_signs(u, vt)
-    return u, s[:k].astype(dtype), vt
+    return u, _to(xp, s[:k].astype(dtype)), vt
 
 
 # ---- the two methods ---------------------------------------------------------------------------
 
-def _gaussian(rng, shape, dtype):
-    out = _padded(shape[0], shape[1], dtype)
-    out[...] = rng.standard_normal(shape)
+def _gaussian(rng, shape, dtype, xp=np):
+    # Drawn on the host on the GPU too: the same random_state gives the same test matrix.
+    out = _padded(shape[0], shape[1], dtype, xp)
+    out[...] = _to(xp, rng.standard_normal(shape))
     return out
 
 
 def _randomized(op, k, p, n_iter, rng):
     m, n = op.shape
     l = min(k + p, m, n)
-    y = op.matmat(_gaussian(rng, (n, l), op.dtype))
+    y = op.matmat(_gaussian(rng, (n, l), op.dtype, op.xp))
     for _ in range(n_iter):
         # One CholeskyQR pass is enough between power iterations: the basis only has to stay
         # well conditioned (sklearn uses LU here); the last basis gets two.
@@ -335,28 +536,31 @@ def _lanczos(op, k, p, n_iter, rng):
     max_blocks = n_iter + 1 if n_iter is not None else max(2, dmax // b + 1)
     tol = 1e-12 if op.dtype == np.float64 else 1e-6
     ld = -(-dmax // _PAD) * _PAD
-    q_all = np.empty((m, ld), op.dtype)
-    w_all = np.empty((n, ld), op.dtype)
-    gram = np.zeros((dmax, dmax))
+    xp = op.xp
+    q_all = xp.empty((m, ld), op.dtype)
+    w_all = xp.empty((n, ld), op.dtype)
+    gram = np.zeros((dmax, dmax))  # on the host
     d = 0
-    z = op.matmat(_gaussian(rng, (n, b), op.dtype))
+    z = op.matmat(_gaussian(rng, (n, b), op.dtype, xp))
     prev, quiet = None, 0
     for it in range(max_blocks):
         width = min(b, dmax - d)
         if width <= 0:
             break
         z = z[:, :width]
-        norms0 = np.linalg.norm(z, axis=0)
+        norms0 = _host(xp.linalg.norm(z, axis=0))
         z = _project_out(q_all[:, :d], z)
         # Breakdown (an invariant subspace was found): restart the dead columns at random.
-        dead = np.linalg.norm(z, axis=0) <= 1e-10 * np.maximum(norms0, np.finfo(op.dtype).tiny)
+        dead = (_host(xp.linalg.norm(z, axis=0))
+                <= 1e-10 * np.maximum(norms0, np.finfo(op.dtype).tiny))
         if dead.any():
-            z[:, dead] = rng.standard_normal((m, int(dead.sum())))
+            cols = dead if xp is np else xp.asarray(np.flatnonzero(dead))
+            z[:, cols] = _to(xp, rng.standard_normal((m, int(dead.sum()))))
             z = _project_out(q_all[:, :d], z)
         # Block CGS2 then CholeskyQR2; once more when the block was numerically rank deficient
         # (its random completion is not orthogonal to q_all yet) or lost most of its norm to
         # the projection (rounding left in it along q_all is then amplified by the QR).
-        kept = np.linalg.norm(z, axis=0) / np.maximum(norms0, np.finfo(op.dtype).tiny)
+        kept = _host(xp.linalg.norm(z, axis=0)) / np.maximum(norms0, np.finfo(op.dtype).tiny)
         qn, fallback = _orth_flag(z, passes=2, rng=rng)
         if fallback or kept.min() < 1e-2:
             qn = _orth(_project_out(q_all[:, :d], qn), passes=1, rng=rng)
@@ -364,9 +568,9 @@ def _lanczos(op, k, p, n_iter, rng):
         wn = op.rmatmat(q_all[:, d:d + width])
         w_all[:, d:d + width] = wn
         # Gram matrix of w_all, grown by one block row/column: n*d*b flops per block, not n*d^2.
-        wn64 = np.asarray(wn, np.float64)
-        gram[:d + width, d:d + width] = gemm(np.asarray(w_all[:, :d + width], np.float64), wn64,
-                                             trans_a=True)
+        wn64 = _as64(wn)
+        gram[:d + width, d:d + width] = _host(_mm(_as64(w_all[:, :d + width]), wn64,
+                                                  trans_a=True))
         gram[d:d + width, :d] = gram[:d, d:d + width].T
         d += width
         if d >= k:
@@ -390,7 +594,8 @@ def truncated_svd(a, k, *, n_oversamples=10, n_iter="auto", method="randomized",
                   random_state=None):
     """Top-k singular triplets ``(U, S, Vt)`` of a dense array or SciPy CSR/CSC matrix.
 
-    a: (m, n) float32/float64 NumPy array or scipy.sparse CSR/CSC matrix (float32/float64);
+    a: (m, n) float32/float64 NumPy array or scipy.sparse CSR/CSC matrix (float32/float64), or
+    on the GPU a CuPy array or cupyx.scipy.sparse CSR/CSC matrix (results are then CuPy arrays);
     1 <= k < min(m, n). Returns U (m, k), S (k,) descending, Vt (k, n) in a's dtype. Signs are
     fixed: each column of U has its largest-magnitude entry positive. The same random_state
     (None, an int, or a numpy Generator/RandomState) gives the same result.

@@ -62,3 +62,26 @@ def matmul(a, b, out=None):
 
 # Tensor.numpy() / Module.to('cpu') copy device arrays back with .get(), as CuPy does.
 ndarray.get = lambda self, stream=None: _np.array(self).view(_np.ndarray)
+
+
+# ---- truncated SVD (bigmodel.ops.svd on CuPy): NumPy-backed module functions ------------------
+# Added only where missing: other families append to this file too.
+import types as _types  # noqa: E402
+
+
+def _wrapped(f):
+    def g(*args, **kwargs):
+        r = f(*args, **kwargs)
+        return tuple(_wrap(x) for x in r) if isinstance(r, tuple) else _wrap(r)
+    return g
+
+
+for _name in ("abs", "argmax", "sign", "arange", "hstack", "ascontiguousarray", "sqrt", "diff",
+              "ones", "maximum", "concatenate", "zeros_like", "empty_like"):
+    globals().setdefault(_name, _wrapped(getattr(_np, _name)))
+for _name in ("int32", "int64", "uint8", "bool_"):
+    globals().setdefault(_name, getattr(_np, _name))
+linalg = globals().get("linalg") or _types.SimpleNamespace()
+for _name in ("norm", "qr", "svd", "eigh", "cholesky"):
+    if not hasattr(linalg, _name):
+        setattr(linalg, _name, _wrapped(getattr(_np.linalg, _name)))

@@ -1,0 +1,1 @@
+"""cupyx stand-in (see fake_cupy/cupy)."""
