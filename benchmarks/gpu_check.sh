@@ -26,6 +26,9 @@ test_rc=${PIPESTATUS[0]}
 say "benchmarks/compare_gpu.py"
 python3 benchmarks/compare_gpu.py 2>&1 | tee -a "$LOG" | tee "${OUT:-/tmp}/compare_gpu.md"
 bench_rc=${PIPESTATUS[0]}
+say "benchmarks/compare_gpu_rnn.py"
+python3 benchmarks/compare_gpu_rnn.py 2>&1 | tee -a "$LOG" | tee "${OUT:-/tmp}/compare_gpu_rnn.md"
+[[ ${PIPESTATUS[0]} == 0 ]] || bench_rc=1
 set -e
 say "tests exit status: $test_rc, benchmark exit status: $bench_rc"
 exit $(( test_rc != 0 || bench_rc != 0 ))
