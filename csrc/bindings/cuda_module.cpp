@@ -11,6 +11,7 @@ namespace py = pybind11;
 
 void bind_cuda_gemm(py::module_& m);
 void bind_cuda_svd(py::module_& m);
+void bind_cuda_rnn(py::module_& m);
 
 PYBIND11_MODULE(_cuda, m) {
   m.doc() = "bigmodel CUDA kernels (run on CuPy arrays through bigmodel.ops)";
@@ -20,4 +21,5 @@ PYBIND11_MODULE(_cuda, m) {
         "Name of CUDA device `device` (ValueError when it does not exist).");
   bind_cuda_gemm(m);
   bind_cuda_svd(m);
+  bind_cuda_rnn(m);
 }

@@ -85,3 +85,25 @@ linalg = globals().get("linalg") or _types.SimpleNamespace()
 for _name in ("norm", "qr", "svd", "eigh", "cholesky"):
     if not hasattr(linalg, _name):
         setattr(linalg, _name, _wrapped(getattr(_np.linalg, _name)))
+
+
+# ---- added for the RNN tests (ops/rnn.py reads arrays through __cuda_array_interface__) --------
+if not hasattr(ndarray, "__cuda_array_interface__"):
+    def _cai(self):
+        ai = self.__array_interface__
+        return {"shape": self.shape, "typestr": self.dtype.str, "data": ai["data"],
+                "strides": None if self.flags.c_contiguous else self.strides, "version": 3,
+                "stream": 1}
+
+    ndarray.__cuda_array_interface__ = property(_cai)
+
+if "ascontiguousarray" not in globals():
+    def ascontiguousarray(x, dtype=None):
+        return _wrap(_np.ascontiguousarray(x, dtype=dtype))
+
+if "empty_like" not in globals():
+    def empty_like(x, dtype=None):
+        return _wrap(_np.empty_like(x, dtype=dtype))
+
+if "int64" not in globals():
+    int64 = _np.int64
