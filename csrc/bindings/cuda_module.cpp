@@ -12,6 +12,8 @@ namespace py = pybind11;
 void bind_cuda_gemm(py::module_& m);
 void bind_cuda_svd(py::module_& m);
 void bind_cuda_rnn(py::module_& m);
+void bind_cuda_conv(py::module_& m);
+void bind_cuda_pool(py::module_& m);
 
 PYBIND11_MODULE(_cuda, m) {
   m.doc() = "bigmodel CUDA kernels (run on CuPy arrays through bigmodel.ops)";
@@ -22,4 +24,6 @@ PYBIND11_MODULE(_cuda, m) {
   bind_cuda_gemm(m);
   bind_cuda_svd(m);
   bind_cuda_rnn(m);
+  bind_cuda_conv(m);
+  bind_cuda_pool(m);
 }

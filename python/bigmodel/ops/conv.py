@@ -2,9 +2,11 @@
 torch.nn.functional.conv2d; the spec is bigmodel.reference.conv).
 
 x (N, C, H, W), weight (K, C/groups, R, S), bias (K,) -> y (N, K, P, Q); float32 or float64 NumPy
-arrays (CUDA kernels for conv come later). ``algo`` picks the CPU variant: 'auto', 'gemm' (im2col
-tiles on bigmodel's GEMM), 'small' (groups 1, C*R*S <= 27: first layers) or 'depthwise'
-(C/groups == 1); a variant that does not fit the shape runs 'gemm'.
+arrays, or CuPy arrays (bigmodel's CUDA kernels, on CuPy's current stream; results are CuPy
+arrays). ``algo`` picks the CPU variant: 'auto', 'gemm' (im2col tiles on bigmodel's GEMM), 'small'
+(groups 1, C*R*S <= 27: first layers) or 'depthwise' (C/groups == 1); a variant that does not fit
+the shape runs 'gemm'. On the GPU it is checked but the kernel is chosen by shape (implicit GEMM;
+direct loops for depthwise), see csrc/cuda/conv2d.h.
 """
 from __future__ import annotations
 
@@ -43,9 +45,7 @@ def _check_array(op, name, a, ndim, dtype=None):
     if type(a) is np.ndarray and a.ndim == ndim and a.dtype.isnative and (
             a.dtype.char in "fd" if dtype is None else a.dtype == dtype):
         return  # the common case, checked cheaply
-    if _backend._is_cupy(a):
-        raise NotImplementedError(f"{op}: CuPy (GPU) arrays are not supported yet; pass NumPy arrays")
-    if not isinstance(a, np.ndarray):
+    if not isinstance(a, np.ndarray) and not _backend._is_cupy(a):
         raise TypeError(f"{op}: {name} must be a numpy.ndarray, got {type(a).__name__}")
     if dtype is None:
         if a.dtype not in (np.float32, np.float64) or not a.dtype.isnative:
@@ -160,8 +160,19 @@ def conv2d(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1, algo="aut
         if int(b.shape[0]) != K:
             raise ValueError(f"conv2d: bias must have shape ({K},) for weight.shape={_shape(w)}, "
                              f"got bias.shape={_shape(b)}")
-        b = np.ascontiguousarray(b)
+    xp = _backend.array_module("conv2d", x=x, weight=w, bias=b)
+    mod = None if xp is np else _backend.cuda()  # RuntimeError (why) without a usable GPU
+    if b is not None:
+        b = xp.ascontiguousarray(b)
     variant = _algo("conv2d", algo)
+    if mod is not None:
+        y = xp.empty((int(x.shape[0]), K, P, Q), dtype=x.dtype)
+        if y.size:
+            x, w = xp.ascontiguousarray(x), xp.ascontiguousarray(w)
+            mod.conv2d_forward(x.data.ptr, w.data.ptr, 0 if b is None else b.data.ptr, y.data.ptr,
+                               *_cuda_geometry(x, w, P, Q, stride, pad, dil, groups),
+                               str(x.dtype), _cuda_stream())
+        return y
     y = _checks.empty("conv2d", "the output", (int(x.shape[0]), K, P, Q), x.dtype,
                       f" for x.shape={_shape(x)}, weight.shape={_shape(w)}, padding={padding!r}")
     if y.size:
@@ -195,6 +206,10 @@ def conv2d_backward(dy, x, w, *, stride=1, padding=0, dilation=1, groups=1, need
         raise ValueError(f"conv2d_backward: dy must have the output's shape {(N, K, P, Q)}, got "
                          f"dy.shape={_shape(dy)} (x.shape={_shape(x)}, weight.shape={_shape(w)})")
     variant = _algo("conv2d_backward", algo)
+    xp = _backend.array_module("conv2d_backward", dy=dy, x=x, weight=w)
+    if xp is not np:
+        return _conv2d_backward_cuda(dy, x, w, P, Q, stride, pad, dil, groups, need_dx, need_dw,
+                                     need_db)
     dy = np.ascontiguousarray(dy)
     dx = dw = db = None
     if need_dx:
@@ -207,6 +222,44 @@ def conv2d_backward(dy, x, w, *, stride=1, padding=0, dilation=1, groups=1, need
         db = np.empty((K,), dtype=x.dtype) if need_db else None
         _core.conv2d_backward_weight(dy, np.ascontiguousarray(x), dw, db, _shape(w), stride, pad,
                                      dil, groups, variant)
+    return dx, dw, db
+
+
+# ---- CUDA (CuPy arrays) -------------------------------------------------------------------------
+
+def _cuda_stream():
+    import cupy
+    return cupy.cuda.get_current_stream().ptr
+
+
+def _cuda_geometry(x, w, P, Q, stride, pad, dil, groups):
+    """The shape arguments every _cuda.conv2d_* function takes, in order."""
+    return _shape(x), _shape(w), (P, Q), stride, pad, dil, groups
+
+
+def _conv2d_backward_cuda(dy, x, w, P, Q, stride, pad, dil, groups, need_dx, need_dw, need_db):
+    """conv2d_backward on CuPy arrays (validated by the caller): bigmodel._cuda kernels."""
+    import cupy
+    mod = _backend.cuda()
+    geo = _cuda_geometry(x, w, P, Q, stride, pad, dil, groups)
+    dtype, stream = str(x.dtype), _cuda_stream()
+    dy = cupy.ascontiguousarray(dy)
+    dx = dw = db = None
+    if need_dx:
+        dx = cupy.empty(_shape(x), dtype=x.dtype)
+        if dx.size:
+            w_c = cupy.ascontiguousarray(w)
+            mod.conv2d_backward_data(dy.data.ptr, w_c.data.ptr, dx.data.ptr, *geo, dtype, stream)
+    if need_dw or need_db:
+        dw = cupy.empty(_shape(w), dtype=x.dtype) if need_dw else None
+        db = cupy.empty((int(w.shape[0]),), dtype=x.dtype) if need_db else None
+        x_c = cupy.ascontiguousarray(x)
+        # dW's split-K partials (reduced in a second pass, no atomics): CuPy's pool allocates.
+        n_ws = mod.conv2d_backward_weight_workspace(*geo) if need_dw else 0
+        ws = cupy.empty((n_ws,), dtype=x.dtype) if n_ws else None
+        mod.conv2d_backward_weight(dy.data.ptr, x_c.data.ptr, 0 if dw is None else dw.data.ptr,
+                                   0 if db is None else db.data.ptr,
+                                   0 if ws is None else ws.data.ptr, n_ws, *geo, dtype, stream)
     return dx, dw, db
 
 

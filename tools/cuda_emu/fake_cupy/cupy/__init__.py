@@ -107,3 +107,15 @@ if "empty_like" not in globals():
 
 if "int64" not in globals():
     int64 = _np.int64
+
+
+# ---- added for the conv/pool tests (tests/test_conv_cuda.py) ----
+int32, int64 = _np.int32, _np.int64
+
+
+def ascontiguousarray(x, dtype=None):
+    return _np.ascontiguousarray(x, dtype=dtype).view(ndarray)
+
+
+def ones(shape, dtype=float32):
+    return _wrap(_np.ones(shape, dtype))
