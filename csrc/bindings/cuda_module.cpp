@@ -10,6 +10,8 @@
 namespace py = pybind11;
 
 void bind_cuda_gemm(py::module_& m);
+void bind_cuda_attention(py::module_& m);
+void bind_cuda_nn(py::module_& m);
 
 PYBIND11_MODULE(_cuda, m) {
   m.doc() = "bigmodel CUDA kernels (run on CuPy arrays through bigmodel.ops)";
@@ -18,4 +20,6 @@ PYBIND11_MODULE(_cuda, m) {
   m.def("device_name", &bm::cuda::device_name, py::arg("device") = 0,
         "Name of CUDA device `device` (ValueError when it does not exist).");
   bind_cuda_gemm(m);
+  bind_cuda_attention(m);
+  bind_cuda_nn(m);
 }
