@@ -14,6 +14,8 @@ void bind_cuda_svd(py::module_& m);
 void bind_cuda_rnn(py::module_& m);
 void bind_cuda_conv(py::module_& m);
 void bind_cuda_pool(py::module_& m);
+void bind_cuda_attention(py::module_& m);
+void bind_cuda_nn(py::module_& m);
 
 PYBIND11_MODULE(_cuda, m) {
   m.doc() = "bigmodel CUDA kernels (run on CuPy arrays through bigmodel.ops)";
@@ -26,4 +28,6 @@ PYBIND11_MODULE(_cuda, m) {
   bind_cuda_rnn(m);
   bind_cuda_conv(m);
   bind_cuda_pool(m);
+  bind_cuda_attention(m);
+  bind_cuda_nn(m);
 }

@@ -3,14 +3,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._backend import _is_cupy
+
 
 def shape(x):
     return tuple(int(s) for s in x.shape)
 
 
 def float_array(op, name, x, ndim=None):
-    """x must be a float32/float64 numpy array (of ndim dimensions when given)."""
-    if not isinstance(x, np.ndarray):
+    """x must be a float32/float64 numpy (or cupy) array (of ndim dimensions when given)."""
+    if not isinstance(x, np.ndarray) and not _is_cupy(x):
         raise TypeError(f"{op}: {name} must be a numpy.ndarray, got {type(x).__name__}")
     if x.dtype not in (np.float32, np.float64):
         raise TypeError(f"{op}: {name} must be float32 or float64, got dtype {x.dtype} "

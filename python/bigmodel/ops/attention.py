@@ -1,7 +1,8 @@
 """Fused scaled-dot-product attention (FlashAttention-2 style) and its backward.
 
 q (B, H, Sq, D), k (B, H, Sk, D), v (B, H, Sk, Dv), float32 or float64. The Sq x Sk score
-matrix is never formed: memory beyond the inputs and outputs is O(S * D) per thread.
+matrix is never formed: memory beyond the inputs and outputs is O(S * D) per thread. CuPy
+arrays run on bigmodel's CUDA kernels (csrc/cuda/attention.cu), NumPy arrays on the CPU.
 """
 from __future__ import annotations
 
@@ -9,11 +10,11 @@ import numpy as np
 
 from . import _backend
 from ._backend import _core
-from ._checks import cpu_only, flag, float_array, real_number, same_dtype, shape
+from ._checks import flag, float_array, real_number, same_dtype, shape
 
 
-def _unit_last(x):
-    return x if x.shape[-1] <= 1 or x.strides[-1] == x.itemsize else np.ascontiguousarray(x)
+def _unit_last(x, xp=np):
+    return x if x.shape[-1] <= 1 or x.strides[-1] == x.itemsize else xp.ascontiguousarray(x)
 
 
 def _check_qkv(op, q, k, v):
@@ -27,11 +28,11 @@ def _check_qkv(op, q, k, v):
     return B, H, Sq, int(k.shape[2]), D, int(v.shape[3])
 
 
-def _prepare_mask(op, mask, dtype, full):
+def _prepare_mask(op, mask, dtype, full, xp=np):
     """(mask view broadcast to full, kind): kind 0 none, 1 boolean (uint8 view), 2 additive."""
     if mask is None:
         return None, 0
-    if not isinstance(mask, np.ndarray):
+    if not isinstance(mask, np.ndarray) and not _backend._is_cupy(mask):
         raise TypeError(f"{op}: mask must be a numpy.ndarray or None, got {type(mask).__name__}")
     if mask.dtype == np.bool_:
         kind = 1
@@ -44,7 +45,7 @@ def _prepare_mask(op, mask, dtype, full):
     if mask.ndim > 4:
         raise ValueError(f"{op}: mask.shape={shape(mask)} has more than 4 dimensions")
     try:
-        m = np.broadcast_to(mask, full)
+        m = xp.broadcast_to(mask, full)
     except ValueError:
         raise ValueError(f"{op}: mask.shape={shape(mask)} does not broadcast to (B, H, Sq, Sk)="
                          f"{full}") from None
@@ -76,14 +77,17 @@ def attention(q, k, v, *, causal=False, mask=None, scale=None, return_lse=False)
     """
     op = "attention"
     xp = _backend.array_module(op, q=q, k=k, v=v, mask=mask)
-    cpu_only(op, xp)
     B, H, Sq, Sk, D, Dv = _check_qkv(op, q, k, v)
     causal = flag(op, "causal", causal)
     flag(op, "return_lse", return_lse)
     scale = _scale(op, scale, D)
-    m, kind = _prepare_mask(op, mask, q.dtype, (B, H, Sq, Sk))
-    out = np.empty((B, H, Sq, Dv), dtype=q.dtype)
-    lse = np.empty((B, H, Sq), dtype=q.dtype)
+    m, kind = _prepare_mask(op, mask, q.dtype, (B, H, Sq, Sk), xp)
+    out = xp.empty((B, H, Sq, Dv), dtype=q.dtype)
+    lse = xp.empty((B, H, Sq), dtype=q.dtype)
+    if xp is not np:
+        _forward_cuda(_unit_last(q, xp), _unit_last(k, xp), _unit_last(v, xp), m, kind, causal,
+                      scale, out, lse)
+        return (out, lse) if return_lse else out
     _core.attention_forward(_unit_last(q), _unit_last(k), _unit_last(v), m, kind, causal, scale,
                             out, lse)
     return (out, lse) if return_lse else out
@@ -104,7 +108,6 @@ def attention_backward(do, q, k, v, out, lse, *, causal=False, mask=None, scale=
     """
     op = "attention_backward"
     xp = _backend.array_module(op, do=do, q=q, k=k, v=v, out=out, lse=lse, mask=mask)
-    cpu_only(op, xp)
     B, H, Sq, Sk, D, Dv = _check_qkv(op, q, k, v)
     float_array(op, "do", do, ndim=4)
     float_array(op, "out", out, ndim=4)
@@ -117,11 +120,58 @@ def attention_backward(do, q, k, v, out, lse, *, causal=False, mask=None, scale=
                              f"(q.shape={shape(q)}, v.shape={shape(v)})")
     causal = flag(op, "causal", causal)
     scale = _scale(op, scale, D)
-    m, kind = _prepare_mask(op, mask, q.dtype, (B, H, Sq, Sk))
+    m, kind = _prepare_mask(op, mask, q.dtype, (B, H, Sq, Sk), xp)
+    if xp is not np:
+        return _backward_cuda(xp.ascontiguousarray(do), _unit_last(q, xp), _unit_last(k, xp),
+                              _unit_last(v, xp), xp.ascontiguousarray(out),
+                              xp.ascontiguousarray(lse), m, kind, causal, scale)
     dq = np.zeros((B, H, Sq, D), dtype=q.dtype)
     dk = np.zeros((B, H, Sk, D), dtype=q.dtype)
     dv = np.zeros((B, H, Sk, Dv), dtype=q.dtype)
     _core.attention_backward(np.ascontiguousarray(do), _unit_last(q), _unit_last(k), _unit_last(v),
                              np.ascontiguousarray(out), np.ascontiguousarray(lse), m, kind, causal,
                              scale, dq, dk, dv)
+    return dq, dk, dv
+
+
+# ---- CUDA (CuPy arrays) -------------------------------------------------------------------------
+
+def _elem_strides(x, n):
+    """The first n element strides of x (the d stride is 1 after _unit_last)."""
+    return [int(st) // x.itemsize for st in x.strides[:n]]
+
+
+def _cuda_args(q, k, v, m, kind):
+    """Pointers, sizes and strides shared by the forward and backward launches."""
+    B, H, Sq, D = (int(s) for s in q.shape)
+    Sk, Dv = int(k.shape[2]), int(v.shape[3])
+    mask_ptr, mask_strides = (0, [0, 0, 0, 0]) if m is None else (m.data.ptr, _elem_strides(m, 4))
+    return dict(q_ptr=q.data.ptr, k_ptr=k.data.ptr, v_ptr=v.data.ptr,
+                sizes=[B, H, Sq, Sk, D, Dv], q_strides=_elem_strides(q, 3),
+                k_strides=_elem_strides(k, 3), v_strides=_elem_strides(v, 3), mask_ptr=mask_ptr,
+                mask_kind=kind, mask_strides=mask_strides, dtype=str(q.dtype))
+
+
+def _forward_cuda(q, k, v, m, kind, causal, scale, out, lse):
+    import cupy
+
+    mod = _backend.cuda()
+    mod.attention_forward(**_cuda_args(q, k, v, m, kind), causal=causal, scale=scale,
+                          out_ptr=out.data.ptr, lse_ptr=lse.data.ptr,
+                          stream_ptr=cupy.cuda.get_current_stream().ptr)
+
+
+def _backward_cuda(do, q, k, v, out, lse, m, kind, causal, scale):
+    """dq, dk, dv on the GPU; the kernels write every element (no zero fill), dd is workspace."""
+    import cupy
+
+    mod = _backend.cuda()
+    dq = cupy.empty(q.shape, dtype=q.dtype)
+    dk = cupy.empty(k.shape, dtype=q.dtype)
+    dv = cupy.empty(v.shape, dtype=q.dtype)
+    dd = cupy.empty(lse.shape, dtype=q.dtype)
+    mod.attention_backward(dout_ptr=do.data.ptr, out_ptr=out.data.ptr, lse_ptr=lse.data.ptr,
+                           **_cuda_args(q, k, v, m, kind), causal=causal, scale=scale,
+                           dd_ptr=dd.data.ptr, dq_ptr=dq.data.ptr, dk_ptr=dk.data.ptr,
+                           dv_ptr=dv.data.ptr, stream_ptr=cupy.cuda.get_current_stream().ptr)
     return dq, dk, dv

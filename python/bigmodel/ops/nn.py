@@ -1,6 +1,7 @@
 """Row-wise Transformer pieces, each one fused native pass, with backward (torch semantics):
 softmax, log_softmax, cross_entropy, layer_norm. The reduced axis is moved last and made
-contiguous here; the kernels see (N, C) rows.
+contiguous here; the kernels see (N, C) rows. CuPy arrays run on bigmodel's CUDA kernels
+(csrc/cuda/nn.cu), NumPy arrays on the CPU.
 """
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import numpy as np
 
 from . import _backend
 from ._backend import _core
-from ._checks import cpu_only, finite_number, float_array, integer, real_number, same_dtype, shape
+from ._checks import finite_number, float_array, integer, real_number, same_dtype, shape
 
 
 def _axis(op, x, axis):
@@ -19,27 +20,34 @@ def _axis(op, x, axis):
     return int(axis) % x.ndim
 
 
+def _xp(x):
+    """numpy or cupy, by the type of x (the device checks are _backend.array_module's)."""
+    return _backend.array_module("", x=x)
+
+
 def _rows(x, axis):
     """x with axis moved last, as a C-contiguous (N, C) array, and the moved shape."""
-    xm = np.moveaxis(x, axis, -1)
-    return np.ascontiguousarray(xm).reshape(int(np.prod(xm.shape[:-1])), x.shape[axis]), xm.shape
+    xp = _xp(x)
+    xm = xp.moveaxis(x, axis, -1)
+    # explicit row count: reshape(-1, 0) is ambiguous for an empty reduced axis
+    return xp.ascontiguousarray(xm).reshape(int(np.prod(xm.shape[:-1])), x.shape[axis]), xm.shape
 
 
 def _softmax(op, x, axis, log):
     xp = _backend.array_module(op, x=x)
-    cpu_only(op, xp)
     float_array(op, "x", x)
     axis = _axis(op, x, axis)
     rows, mshape = _rows(x, axis)
-    y = np.empty_like(rows)
-    if rows.size:
+    y = xp.empty_like(rows)
+    if rows.size and xp is np:
         _core.softmax_forward(rows, y, log)
-    return np.moveaxis(y.reshape(mshape), -1, axis)
+    elif rows.size:
+        _cuda_call("softmax_forward", rows.data.ptr, y.data.ptr, *rows.shape, log, str(rows.dtype))
+    return xp.moveaxis(y.reshape(mshape), -1, axis)
 
 
 def _softmax_bwd(op, dy, y, axis, log):
     xp = _backend.array_module(op, dy=dy, y=y)
-    cpu_only(op, xp)
     float_array(op, "dy", dy)
     float_array(op, "y", y)
     same_dtype(op, "y", y, dy=dy)
@@ -48,10 +56,13 @@ def _softmax_bwd(op, dy, y, axis, log):
     axis = _axis(op, y, axis)
     yr, mshape = _rows(y, axis)
     dyr, _ = _rows(dy, axis)
-    dx = np.empty_like(yr)
-    if yr.size:
+    dx = xp.empty_like(yr)
+    if yr.size and xp is np:
         _core.softmax_backward(dyr, yr, dx, log)
-    return np.moveaxis(dx.reshape(mshape), -1, axis)
+    elif yr.size:
+        _cuda_call("softmax_backward", dyr.data.ptr, yr.data.ptr, dx.data.ptr, *yr.shape, log,
+                   str(yr.dtype))
+    return xp.moveaxis(dx.reshape(mshape), -1, axis)
 
 
 def softmax(x, axis=-1):
@@ -91,7 +102,6 @@ _REDUCTIONS = ("mean", "sum", "none")
 
 def _ce_args(op, logits, targets, ignore_index, label_smoothing, reduction):
     xp = _backend.array_module(op, logits=logits, targets=targets)
-    cpu_only(op, xp)
     float_array(op, "logits", logits)
     if logits.ndim == 0:
         raise ValueError(f"{op}: logits must be (C,), (N, C) or (N, C, d1, ...), got a scalar")
@@ -109,13 +119,13 @@ def _ce_args(op, logits, targets, ignore_index, label_smoothing, reduction):
     if reduction not in _REDUCTIONS:
         raise ValueError(f"{op}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
     C = logits.shape[0] if logits.ndim == 1 else logits.shape[1]
-    t = np.ascontiguousarray(targets, dtype=np.int64).reshape(-1)
+    t = xp.ascontiguousarray(targets, dtype=np.int64).reshape(-1)
     bad = (t != ignore_index) & ((t < 0) | (t >= C))
     if bad.any():
         raise ValueError(f"{op}: targets must be in [0, {C}) or ignore_index={ignore_index}; "
                          f"got {int(t[bad][0])}")
-    rows = logits[None] if logits.ndim == 1 else np.moveaxis(logits, 1, -1)
-    x = np.ascontiguousarray(rows).reshape(t.shape[0], C)
+    rows = logits[None] if logits.ndim == 1 else xp.moveaxis(logits, 1, -1)
+    x = xp.ascontiguousarray(rows).reshape(t.shape[0], C)
     return x, t, want, int(ignore_index), eps
 
 
@@ -132,9 +142,13 @@ def cross_entropy(logits, targets, *, ignore_index=-100, label_smoothing=0.0, re
     """
     op = "cross_entropy"
     x, t, want, ignore, eps = _ce_args(op, logits, targets, ignore_index, label_smoothing, reduction)
-    loss = np.empty(t.shape[0], dtype=logits.dtype)
-    if x.size:
+    xp = _xp(x)
+    loss = xp.empty(t.shape[0], dtype=logits.dtype)
+    if x.size and xp is np:
         _core.cross_entropy_forward(x, t, loss, ignore, eps)
+    elif x.size:
+        _cuda_call("cross_entropy_forward", x.data.ptr, t.data.ptr, loss.data.ptr, *x.shape,
+                   ignore, eps, str(x.dtype))
     else:
         loss[...] = 0
     if reduction == "none":
@@ -142,8 +156,8 @@ def cross_entropy(logits, targets, *, ignore_index=-100, label_smoothing=0.0, re
     total = loss.sum(dtype=np.float64)
     if reduction == "mean":
         with np.errstate(invalid="ignore", divide="ignore"):
-            total = total / np.float64((t != ignore).sum())
-    return np.asarray(total, dtype=logits.dtype)
+            total = total / (t != ignore).sum().astype(np.float64)
+    return xp.asarray(total, dtype=logits.dtype)
 
 
 def cross_entropy_backward(grad, logits, targets, *, ignore_index=-100, label_smoothing=0.0,
@@ -153,14 +167,16 @@ def cross_entropy_backward(grad, logits, targets, *, ignore_index=-100, label_sm
     if _backend._is_cupy(grad):
         _backend.array_module(op, grad=grad, logits=logits, targets=targets)
     x, t, want, ignore, eps = _ce_args(op, logits, targets, ignore_index, label_smoothing, reduction)
-    g = grad if isinstance(grad, np.ndarray) else np.asarray(grad)
+    xp = _xp(x)
+    g = grad if (isinstance(grad, np.ndarray) or _backend._is_cupy(grad)) else np.asarray(grad)
     if g.dtype.kind not in "fiu" or isinstance(grad, (bool, np.bool_)):
         raise TypeError(f"{op}: grad must be a real number or a float array, got "
                         f"{type(grad).__name__} (dtype {g.dtype})")
+    g = xp.asarray(g)
     if reduction == "none":
         if shape(g) != want:
             raise ValueError(f"{op}: grad.shape={shape(g)}, expected {want} for reduction='none'")
-        w = np.ascontiguousarray(g, dtype=logits.dtype).reshape(-1)
+        w = xp.ascontiguousarray(g, dtype=logits.dtype).reshape(-1)
     else:
         if g.size != 1:
             raise ValueError(f"{op}: grad must be a scalar for reduction={reduction!r}, got "
@@ -169,19 +185,21 @@ def cross_entropy_backward(grad, logits, targets, *, ignore_index=-100, label_sm
         if reduction == "mean":
             n = int((t != ignore).sum())
             gv = gv / n if n else np.nan
-        w = np.full(t.shape[0], gv, dtype=logits.dtype)
-    dx = np.empty_like(x)
-    if x.size:
+        w = xp.full(t.shape[0], gv, dtype=logits.dtype)
+    dx = xp.empty_like(x)
+    if x.size and xp is np:
         _core.cross_entropy_backward(x, t, w, dx, ignore, eps)
+    elif x.size:
+        _cuda_call("cross_entropy_backward", x.data.ptr, t.data.ptr, w.data.ptr, dx.data.ptr,
+                   *x.shape, ignore, eps, str(x.dtype))
     if logits.ndim == 1:
         return dx[0]
     moved = (logits.shape[0],) + logits.shape[2:] + (logits.shape[1],)
-    return np.moveaxis(dx.reshape(moved), -1, 1)
+    return xp.moveaxis(dx.reshape(moved), -1, 1)
 
 
 def _ln_args(op, x, normalized_shape, weight, bias, eps, **more):
     xp = _backend.array_module(op, x=x, weight=weight, bias=bias, **more)
-    cpu_only(op, xp)
     float_array(op, "x", x)
 
     def is_int(s):
@@ -205,8 +223,8 @@ def _ln_args(op, x, normalized_shape, weight, bias, eps, **more):
     same_dtype(op, "x", x, weight=weight, bias=bias)
     e = finite_number(op, "eps", eps, minimum=0)
     D = int(np.prod(ns))
-    rows = np.ascontiguousarray(x).reshape(int(np.prod(shape(x)[:x.ndim - len(ns)])), D)
-    flat = lambda p: None if p is None else np.ascontiguousarray(p).reshape(-1)  # noqa: E731
+    rows = xp.ascontiguousarray(x).reshape(int(np.prod(shape(x)[:x.ndim - len(ns)])), D)
+    flat = lambda p: None if p is None else xp.ascontiguousarray(p).reshape(-1)  # noqa: E731
     return rows, flat(weight), flat(bias), e, ns
 
 
@@ -223,11 +241,14 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5, *, return_
     """
     op = "layer_norm"
     rows, w, b, e, ns = _ln_args(op, x, normalized_shape, weight, bias, eps)
-    y = np.empty_like(rows)
-    mean = np.empty(rows.shape[0], dtype=x.dtype)
-    rstd = np.empty(rows.shape[0], dtype=x.dtype)
-    if rows.size:
+    xp = _xp(rows)
+    y = xp.empty_like(rows)
+    mean = xp.empty(rows.shape[0], dtype=x.dtype)
+    rstd = xp.empty(rows.shape[0], dtype=x.dtype)
+    if rows.size and xp is np:
         _core.layer_norm_forward(rows, w, b, y, mean, rstd, e)
+    elif rows.size:
+        _ln_forward_cuda(rows, w, b, y, mean, rstd, e)
     elif not rows.shape[1]:
         mean[...] = rstd[...] = np.nan  # statistics of empty rows (as numpy's mean)
     y = y.reshape(x.shape)
@@ -246,29 +267,68 @@ def layer_norm_backward(dy, x, normalized_shape, weight=None, bias=None, eps=1e-
     op = "layer_norm_backward"
     rows, w, b, e, ns = _ln_args(op, x, normalized_shape, weight, bias, eps, dy=dy, mean=mean,
                                  rstd=rstd)
+    xp = _xp(rows)
     float_array(op, "dy", dy)
+    _backend.array_module(op, dy=dy, x=x)
     same_dtype(op, "x", x, dy=dy)
     if shape(dy) != shape(x):
         raise ValueError(f"{op}: dy.shape={shape(dy)} must equal x.shape={shape(x)}")
     N = rows.shape[0]
     if mean is None or rstd is None:
-        mean = np.empty(N, dtype=x.dtype)
-        rstd = np.empty(N, dtype=x.dtype)
-        if rows.size:
+        mean = xp.empty(N, dtype=x.dtype)
+        rstd = xp.empty(N, dtype=x.dtype)
+        if rows.size and xp is np:
             _core.layer_norm_forward(rows, w, b, np.empty_like(rows), mean, rstd, e)
+        elif rows.size:
+            _ln_forward_cuda(rows, w, b, xp.empty_like(rows), mean, rstd, e)
     else:
         for name, s in (("mean", mean), ("rstd", rstd)):
             float_array(op, name, s)
             if s.size != N:
                 raise ValueError(f"{op}: {name}.shape={shape(s)} does not match x.shape={shape(x)} "
                                  f"with normalized_shape={ns}")
-        mean = np.ascontiguousarray(mean, dtype=x.dtype).reshape(-1)
-        rstd = np.ascontiguousarray(rstd, dtype=x.dtype).reshape(-1)
-    dx = np.empty_like(rows)
-    dw = np.zeros(rows.shape[1], dtype=x.dtype) if weight is not None else None
-    db = np.zeros(rows.shape[1], dtype=x.dtype) if bias is not None else None
-    if rows.size:
+        _backend.array_module(op, x=x, mean=mean, rstd=rstd)
+        mean = xp.ascontiguousarray(mean, dtype=x.dtype).reshape(-1)
+        rstd = xp.ascontiguousarray(rstd, dtype=x.dtype).reshape(-1)
+    dx = xp.empty_like(rows)
+    dw = xp.zeros(rows.shape[1], dtype=x.dtype) if weight is not None else None
+    db = xp.zeros(rows.shape[1], dtype=x.dtype) if bias is not None else None
+    if rows.size and xp is np:
         _core.layer_norm_backward(np.ascontiguousarray(dy).reshape(rows.shape), rows, w, mean,
                                   rstd, dx, dw, db)
+    elif rows.size:
+        _ln_backward_cuda(xp.ascontiguousarray(dy).reshape(rows.shape), rows, w, mean, rstd, dx,
+                          dw, db)
     return (dx.reshape(x.shape), None if dw is None else dw.reshape(ns),
             None if db is None else db.reshape(ns))
+
+
+# ---- CUDA (CuPy arrays) -------------------------------------------------------------------------
+
+def _cuda_call(name, *args):
+    """bigmodel._cuda.<name>(*args, stream_ptr) on CuPy's current stream."""
+    import cupy
+
+    return getattr(_backend.cuda(), name)(*args, cupy.cuda.get_current_stream().ptr)
+
+
+def _ptr(x):
+    return 0 if x is None else x.data.ptr
+
+
+def _ln_forward_cuda(rows, w, b, y, mean, rstd, eps):
+    _cuda_call("layer_norm_forward", rows.data.ptr, _ptr(w), _ptr(b), y.data.ptr, mean.data.ptr,
+               rstd.data.ptr, *rows.shape, eps, str(rows.dtype))
+
+
+def _ln_backward_cuda(dy, rows, w, mean, rstd, dx, dw, db):
+    """dx, and dw / db through a workspace of per-row-chunk partial sums (deterministic)."""
+    import cupy
+
+    N, D = rows.shape
+    work = None
+    if dw is not None or db is not None:
+        work = cupy.empty(_backend.cuda().layer_norm_backward_workspace(N, D), dtype=rows.dtype)
+    _cuda_call("layer_norm_backward", dy.data.ptr, rows.data.ptr, _ptr(w), mean.data.ptr,
+               rstd.data.ptr, dx.data.ptr, _ptr(dw), _ptr(db), _ptr(work),
+               0 if work is None else int(work.size), N, D, str(rows.dtype))

@@ -117,5 +117,25 @@ def ascontiguousarray(x, dtype=None):
     return _np.ascontiguousarray(x, dtype=dtype).view(ndarray)
 
 
+# ---- used by ops/attention.py and ops/nn.py (CUDA attention / nn tests) ----
+int64, uint8, bool_ = _np.int64, _np.uint8, _np.bool_
+
+
+def ascontiguousarray(x, dtype=None):
+    return _wrap(_np.ascontiguousarray(x, dtype=dtype))
+
+
+def moveaxis(x, src, dst):
+    return _wrap(_np.moveaxis(x, src, dst))
+
+
+def broadcast_to(x, shape):
+    return _wrap(_np.broadcast_to(x, shape))
+
+
+def empty_like(x, dtype=None):
+    return _wrap(_np.empty_like(x, dtype=dtype))
+
+
 def ones(shape, dtype=float32):
     return _wrap(_np.ones(shape, dtype))
