@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <string>
 
+#include "bindings/cuda_args.h"
 #include "common/check.h"
 #include "cuda/conv2d.h"
 
@@ -22,12 +23,7 @@ namespace {
 using Pair = std::array<int64_t, 2>;
 using Shape4 = std::array<int64_t, 4>;
 
-DType parse_dtype(const std::string& s, const char* op) {
-  if (s == "float32") return DType::f32;
-  if (s == "float64") return DType::f64;
-  BM_CHECK(false, op, ": dtype must be 'float32' or 'float64', got '", s, "'");
-  return DType::f32;
-}
+using bm::cuda_args::float_dtype;
 
 std::string shape_str(const Shape4& s) {
   return bm::str_cat("(", s[0], ", ", s[1], ", ", s[2], ", ", s[3], ")");
@@ -56,7 +52,7 @@ void conv2d_forward(std::uintptr_t x, std::uintptr_t w, std::uintptr_t b, std::u
                     const Shape4& xs, const Shape4& ws, Pair out_hw, Pair stride, Pair pad,
                     Pair dil, int64_t groups, const std::string& dtype, std::uintptr_t stream) {
   const auto s = conv_shape("conv2d", xs, ws, out_hw, stride, pad, dil, groups);
-  const DType dt = parse_dtype(dtype, "conv2d");
+  const DType dt = float_dtype(dtype, "conv2d");
   py::gil_scoped_release nogil;
   bm::cuda::launch_conv2d_forward(s, dt, ptr(x), ptr(w), b ? ptr(b) : nullptr, ptr(y), stream);
 }
@@ -65,7 +61,7 @@ void conv2d_backward_data(std::uintptr_t dy, std::uintptr_t w, std::uintptr_t dx
                           const Shape4& ws, Pair out_hw, Pair stride, Pair pad, Pair dil,
                           int64_t groups, const std::string& dtype, std::uintptr_t stream) {
   const auto s = conv_shape("conv2d_backward", xs, ws, out_hw, stride, pad, dil, groups);
-  const DType dt = parse_dtype(dtype, "conv2d_backward");
+  const DType dt = float_dtype(dtype, "conv2d_backward");
   py::gil_scoped_release nogil;
   bm::cuda::launch_conv2d_backward_data(s, dt, ptr(dy), ptr(w), ptr(dx), stream);
 }
@@ -82,7 +78,7 @@ void conv2d_backward_weight(std::uintptr_t dy, std::uintptr_t x, std::uintptr_t 
                             Pair dil, int64_t groups, const std::string& dtype,
                             std::uintptr_t stream) {
   const auto s = conv_shape("conv2d_backward", xs, ws, out_hw, stride, pad, dil, groups);
-  const DType dt = parse_dtype(dtype, "conv2d_backward");
+  const DType dt = float_dtype(dtype, "conv2d_backward");
   BM_CHECK(workspace_elems >= 0, "conv2d_backward: workspace_elems must be >= 0");
   py::gil_scoped_release nogil;
   bm::cuda::launch_conv2d_backward_weight(s, dt, ptr(dy), ptr(x), dw ? ptr(dw) : nullptr,

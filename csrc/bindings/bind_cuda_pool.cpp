@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 
+#include "bindings/cuda_args.h"
 #include "common/check.h"
 #include "cuda/pool.h"
 
@@ -23,12 +24,7 @@ namespace {
 using Pair = std::array<int64_t, 2>;
 using Shape4 = std::array<int64_t, 4>;
 
-DType parse_dtype(const std::string& s, const char* op) {
-  if (s == "float32") return DType::f32;
-  if (s == "float64") return DType::f64;
-  BM_CHECK(false, op, ": dtype must be 'float32' or 'float64', got '", s, "'");
-  return DType::f32;
-}
+using bm::cuda_args::float_dtype;
 
 void* ptr(std::uintptr_t p) { return reinterpret_cast<void*>(p); }
 
@@ -44,7 +40,7 @@ void max_pool2d_forward(std::uintptr_t x, std::uintptr_t y, std::uintptr_t idx, 
                         std::uintptr_t stream) {
   const auto p = pool_shape(xs, out_hw, k, s, pad);
   bm::cuda::pool2d_check_shape(p, true, "max_pool2d");
-  const DType dt = parse_dtype(dtype, "max_pool2d");
+  const DType dt = float_dtype(dtype, "max_pool2d");
   py::gil_scoped_release nogil;
   bm::cuda::launch_maxpool2d_forward(p, dt, ptr(x), ptr(y),
                                      idx ? static_cast<int64_t*>(ptr(idx)) : nullptr, stream);
@@ -60,7 +56,7 @@ void max_pool2d_backward(std::uintptr_t dy, std::uintptr_t idx, std::uintptr_t d
   const auto p = pool_shape(xs, out_hw, k.value_or(Pair{1, 1}), s.value_or(Pair{1, 1}),
                             pad.value_or(Pair{0, 0}));
   bm::cuda::pool2d_check_shape(p, window, "max_pool2d_backward");
-  const DType dt = parse_dtype(dtype, "max_pool2d_backward");
+  const DType dt = float_dtype(dtype, "max_pool2d_backward");
   py::gil_scoped_release nogil;
   bm::cuda::launch_maxpool2d_backward(p, window, dt, ptr(dy), static_cast<const int64_t*>(ptr(idx)),
                                       ptr(dx), stream);
@@ -72,7 +68,7 @@ void avg_pool2d(std::uintptr_t src, std::uintptr_t dst, const Shape4& xs, Pair o
   const char* op = backward ? "avg_pool2d_backward" : "avg_pool2d";
   const auto p = pool_shape(xs, out_hw, k, s, pad);
   bm::cuda::pool2d_check_shape(p, true, op);
-  const DType dt = parse_dtype(dtype, op);
+  const DType dt = float_dtype(dtype, op);
   py::gil_scoped_release nogil;
   if (backward) bm::cuda::launch_avgpool2d_backward(p, cip, dt, ptr(src), ptr(dst), stream);
   else bm::cuda::launch_avgpool2d_forward(p, cip, dt, ptr(src), ptr(dst), stream);
@@ -83,7 +79,7 @@ void global_avg_pool2d(std::uintptr_t src, std::uintptr_t dst, int64_t planes, i
   const char* op = backward ? "global_avg_pool2d_backward" : "global_avg_pool2d";
   BM_CHECK(planes >= 0 && HW > 0, op, ": planes must be >= 0 and HW > 0, got planes=", planes,
            " HW=", HW);
-  const DType dt = parse_dtype(dtype, op);
+  const DType dt = float_dtype(dtype, op);
   py::gil_scoped_release nogil;
   if (backward) bm::cuda::launch_global_avgpool2d_backward(planes, HW, dt, ptr(src), ptr(dst), stream);
   else bm::cuda::launch_global_avgpool2d_forward(planes, HW, dt, ptr(src), ptr(dst), stream);

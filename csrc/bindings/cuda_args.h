@@ -1,6 +1,6 @@
-// Argument parsing shared by the CUDA bindings of the attention and nn families (the GEMM
-// binding has its own): dtype names and fixed-length stride lists, each error a ValueError
-// naming the function and the argument.
+// Argument parsing shared by the CUDA bindings of the attention, nn, conv and pool families
+// (the GEMM binding has its own): dtype names and fixed-length stride lists, each error a
+// ValueError naming the function and the argument.
 #pragma once
 #include <cstdint>
 #include <string>
