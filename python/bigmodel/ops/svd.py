@@ -41,9 +41,6 @@ def _is_sparse(a):
 
 def _check_matrix(fn, a, name="a"):
     """Returns ('dense', ndarray) or ('csr'|'csc', scipy matrix); raises TypeError/ValueError."""
-    if _backend._is_cupy(a):
-        raise NotImplementedError(f"{fn}: CuPy (GPU) arrays are not supported yet; pass a NumPy "
-                                  f"array or a SciPy CSR/CSC matrix")
     if _is_sparse(a):
         if a.format not in ("csr", "csc"):
             raise TypeError(f"{fn}: {name} must be a dense array or a SciPy CSR/CSC matrix, got "
