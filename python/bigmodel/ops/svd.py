@@ -173,7 +173,7 @@ def spmm_csr(a, x, *, transpose=False, out=None):
            [2., 2., 2.]])
     """
     for name, v in (("x", x), ("out", out)):
-        if _backend._is_cupy(v):
+        if _backend._is_cupy(v) and not _is_gpu(a):
             raise ValueError(f"spmm_csr: arrays are on different devices: a on CPU (scipy), "
                              f"{name} on GPU (cupy)")
     fmt, a = _check_matrix("spmm_csr", a)
