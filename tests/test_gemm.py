@@ -48,6 +48,65 @@ def test_gemm_transposes_alpha_beta(isa, rng, trans_a, trans_b, dtype, shape):
     assert rel_err(got, ref) <= TOL[dtype]
 
 
+# One output row or column runs the matrix-vector path (csrc/cpu/gemv.h): row dots in groups of
+# four, column-major sweeps in chunks, k in blocks of 16384 (partials in parallel for 1-3 rows).
+GEMV_SHAPES = [(1, 1, 1), (1, 9, 1), (1, 5, 37), (1, 784, 128), (2, 33, 1), (7, 300, 1),
+               (37, 4099, 1), (1, 40001, 3), (3, 40001, 1), (1, 20000, 17), (1, 7, 5000)]
+
+
+@pytest.mark.parametrize("shape", GEMV_SHAPES, ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("trans", [(False, False), (True, False), (False, True), (True, True)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+def test_gemv_shapes(isa, rng, shape, trans, dtype):
+    M, K, N = shape
+    ta, tb = trans
+    a = rng.standard_normal((K, M) if ta else (M, K)).astype(dtype)
+    b = rng.standard_normal((N, K) if tb else (K, N)).astype(dtype)
+    c = rng.standard_normal((M, N)).astype(dtype)
+    A, B = (a.T if ta else a), (b.T if tb else b)
+    got = ops.gemm(a, b, c.copy(), alpha=0.7, beta=-0.3, trans_a=ta, trans_b=tb)
+    assert rel_err(got, 0.7 * reference.matmul(A, B) - 0.3 * c) <= TOL[dtype]
+    assert rel_err(ops.matmul(A[:, ::-1], B[::-1]), reference.matmul(A, B)) <= TOL[dtype]
+
+
+@pytest.mark.parametrize("shape", [(1, 50001, 1), (2, 50001, 1), (9, 3000, 1), (1, 3000, 4099)],
+                         ids=lambda s: "x".join(map(str, s)))
+def test_gemv_bits_do_not_depend_on_threads(rng, shape):
+    M, K, N = shape
+    a = rng.standard_normal((M, K)).astype(np.float32)
+    b = rng.standard_normal((K, N)).astype(np.float32)
+    before = bigmodel.get_num_threads()
+    try:
+        outs = []
+        for n in (1, 2, 3):
+            bigmodel.set_num_threads(n)
+            outs.append(ops.matmul(a, b))
+    finally:
+        bigmodel.set_num_threads(before)
+    assert all(np.array_equal(outs[0], o) for o in outs[1:])
+    assert rel_err(outs[0], reference.matmul(a, b)) <= TOL[np.float32]
+
+
+def test_misaligned_arrays_reach_the_kernels_aligned(rng):
+    """A float view at an odd byte offset (legal in NumPy, undefined behaviour as a float* in
+    C++) is copied to an aligned buffer on the way in and, as an output, copied back."""
+    def misaligned(x):
+        buf = np.zeros(x.nbytes + 1, np.uint8)
+        out = buf[1:].view(x.dtype).reshape(x.shape)
+        out[...] = x
+        assert not out.flags.aligned
+        return out
+    a = rng.standard_normal((13, 7)).astype(np.float32)
+    b = rng.standard_normal((7, 5)).astype(np.float32)
+    out = misaligned(np.zeros((13, 5), np.float32))
+    got = ops.matmul(misaligned(a), misaligned(b), out=out)
+    assert got is out and rel_err(out, reference.matmul(a, b)) <= TOL[np.float32]
+    w = misaligned(rng.standard_normal(11).astype(np.float32))
+    w0, g = w.copy(), rng.standard_normal(11).astype(np.float32)
+    ops.sgd_update(w, g, w, lr=0.5)
+    np.testing.assert_allclose(w, w0 - 0.5 * g, rtol=1e-6)
+
+
 def test_strided_and_negative_views_without_copy(rng):
     big = rng.standard_normal((90, 120)).astype(np.float32)
     a = big[::3, 5:65:2]          # (30, 30) with row stride 360, col stride 2

@@ -48,6 +48,7 @@
 
 #include "common/scratch.h"
 #include "cpu/gemm.h"
+#include "cpu/gemv.h"
 
 namespace bm {
 namespace gemm_detail {
@@ -327,6 +328,13 @@ void gemm_driver(int64_t M, int64_t N, int64_t K, typename Kern::TC alpha, const
   if (K <= 0 || alpha == TC(0)) {
     scale_c(M, N, beta, C, rs_c, cs_c);
     return;
+  }
+  if constexpr (std::is_same<TIn, TC>::value && std::is_same<typename Kern::TP, TC>::value) {
+    // One output column or row: a matrix-vector product, read once (gemv.h).
+    if (N == 1)
+      return gemv_detail::gemv(M, K, alpha, A, rs_a, cs_a, B, rs_b, beta, C, rs_c, nthreads);
+    if (M == 1)
+      return gemv_detail::gemv(N, K, alpha, B, cs_b, rs_b, A, cs_a, beta, C, cs_c, nthreads);
   }
   const int64_t n_slices = (K + Kern::KC - 1) / Kern::KC;
   const int64_t KC = ((K + n_slices - 1) / n_slices + KU - 1) / KU * KU;

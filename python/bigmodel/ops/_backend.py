@@ -10,7 +10,65 @@ import functools
 
 import numpy as np
 
-from .. import _core  # noqa: F401  (re-exported for ops)
+from .. import _core as _native_core
+
+
+class _AlignedCore:
+    """bigmodel._core as the ops see it: every NumPy array reaches the kernels naturally aligned.
+
+    NumPy allows views whose data pointer is not a multiple of the item size (a float32 view at
+    a byte offset, unaligned buffers from files or sockets). x86 loads them fine, but in C++ a
+    misaligned float* is undefined behaviour (UBSan reports it; the compiler may vectorise on
+    the assumption). This is the one place that fixes it for every kernel: a misaligned array
+    is replaced by an aligned copy and, when it is writeable (an output or an in-place update),
+    the result is copied back after the call. Aligned arrays (all but exotic ones) pass through
+    untouched, so the cost is a flag check per argument.
+    """
+
+    def __init__(self, module):
+        self._module = module
+
+    def __getattr__(self, name):
+        fn = getattr(self._module, name)
+        if not callable(fn) or isinstance(fn, type):
+            return fn
+
+        @functools.wraps(fn)
+        def call(*args, **kwargs):
+            if not any(_misaligned(a) for a in (*args, *kwargs.values())):
+                return fn(*args, **kwargs)
+            copies = {}  # id(original) -> (original, aligned copy): an array passed twice stays one
+            args = [_aligned(a, copies) for a in args]
+            kwargs = {k: _aligned(v, copies) for k, v in kwargs.items()}
+            result = fn(*args, **kwargs)
+            for original, copy in copies.values():
+                if original.flags.writeable:
+                    original[...] = copy
+            return result
+
+        setattr(self, name, call)  # wrap once per function
+        return call
+
+
+def _misaligned(a) -> bool:
+    if isinstance(a, np.ndarray):
+        return not a.flags.aligned
+    if type(a) in (list, tuple):
+        return any(isinstance(x, np.ndarray) and not x.flags.aligned for x in a)
+    return False
+
+
+def _aligned(a, copies):
+    if type(a) in (list, tuple):
+        return type(a)(_aligned(x, copies) for x in a)
+    if not isinstance(a, np.ndarray) or a.flags.aligned:
+        return a
+    if id(a) not in copies:
+        copies[id(a)] = (a, a.copy(order="K"))  # same memory order, so strided readers still fit
+    return copies[id(a)][1]
+
+
+_core = _AlignedCore(_native_core)  # re-exported for ops
 
 
 @functools.lru_cache(maxsize=None)
