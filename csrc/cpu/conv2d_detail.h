@@ -13,6 +13,10 @@
 
 namespace bm {
 namespace conv_detail {
+// Internal linkage: this header is compiled into the baseline and the AVX-512 translation units
+// with different flags; shared inline symbols would let the linker keep one ISA's copy for all
+// (AVX-512 instructions on the portable path of a CPU without them).
+namespace {
 
 // Scratch slots 0-2 belong to bm::gemm (called from the same threads); conv uses 4 and up.
 constexpr int kSlotCol = 4;
@@ -130,5 +134,6 @@ inline int64_t small_tile(int64_t PQ) {
   return ((PQ + ntiles - 1) / ntiles + 15) / 16 * 16;
 }
 
+}  // namespace
 }  // namespace conv_detail
 }  // namespace bm

@@ -52,6 +52,9 @@
 
 namespace bm {
 namespace gemm_detail {
+// Internal linkage: each per-ISA translation unit compiles its own copy with its own flags (a
+// shared inline symbol such as scale_c<float> would let the linker keep one ISA's code for all).
+namespace {
 
 template <typename TP, typename TIn>
 inline TP convert(TIn x) { return static_cast<TP>(x); }
@@ -377,5 +380,6 @@ inline void store_tile_generic(const TC* tile, int ld, TC* c, int64_t rs_c, int6
     }
 }
 
+}  // namespace
 }  // namespace gemm_detail
 }  // namespace bm
