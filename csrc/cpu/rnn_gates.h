@@ -27,14 +27,14 @@ template <typename T>
 struct ExpC;
 template <>
 struct ExpC<float> {
-  using I = int32_t;
+  using U = uint32_t;
   static constexpr float lo = -87.0f, hi = 88.0f, magic = 12582912.0f;  // 1.5 * 2^23
   static constexpr float ln2_hi = 0.693359375f, ln2_lo = -2.12194440e-4f;
   static constexpr int32_t bias = 127, shift = 23;
 };
 template <>
 struct ExpC<double> {
-  using I = int64_t;
+  using U = uint64_t;
   static constexpr double lo = -708.0, hi = 709.0, magic = 6755399441055744.0;  // 1.5 * 2^52
   static constexpr double ln2_hi = 6.93147180369123816490e-01, ln2_lo = 1.90821492927058770002e-10;
   static constexpr int64_t bias = 1023, shift = 52;
@@ -62,13 +62,15 @@ inline double poly<double>(double r) {
 template <typename T>
 static inline T fexp(T x) {
   using C = ExpC<T>;
-  using I = typename C::I;
   x = x < C::lo ? C::lo : x;
   x = x > C::hi ? C::hi : x;
   const T y = x * T(1.4426950408889634) + C::magic;
   const T n = y - C::magic;
   const T r = (x - n * C::ln2_hi) - n * C::ln2_lo;
-  const I e = (__builtin_bit_cast(I, y) - __builtin_bit_cast(I, C::magic) + C::bias) << C::shift;
+  // Unsigned arithmetic: for a NaN x the bits are garbage (the NaN still propagates through
+  // r), and a signed shift of them would be undefined behaviour.
+  using U = typename C::U;
+  const U e = (__builtin_bit_cast(U, y) - __builtin_bit_cast(U, C::magic) + U(C::bias)) << C::shift;
   return poly(r) * __builtin_bit_cast(T, e);
 }
 template <typename T>
