@@ -16,6 +16,7 @@ void bind_cuda_conv(py::module_& m);
 void bind_cuda_pool(py::module_& m);
 void bind_cuda_attention(py::module_& m);
 void bind_cuda_nn(py::module_& m);
+void bind_cuda_elementwise(py::module_& m);
 
 PYBIND11_MODULE(_cuda, m) {
   m.doc() = "bigmodel CUDA kernels (run on CuPy arrays through bigmodel.ops)";
@@ -30,4 +31,5 @@ PYBIND11_MODULE(_cuda, m) {
   bind_cuda_pool(m);
   bind_cuda_attention(m);
   bind_cuda_nn(m);
+  bind_cuda_elementwise(m);
 }

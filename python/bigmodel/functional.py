@@ -13,7 +13,21 @@ import numpy as np
 
 from . import ops
 from .random import get_rng
-from .tensor import Tensor, _xp
+from .tensor import Tensor, _scatter_add, _xp
+
+
+def _device(a):
+    return "cpu" if _xp(a) is np else "cuda"
+
+
+def _array_like(x, like):
+    """x as an array: a Tensor's data or an array as it is (a device mix is then named by the
+    op), anything else (a list, a scalar) converted on like's device."""
+    if isinstance(x, Tensor):
+        return x.data
+    if isinstance(x, np.ndarray) or _xp(x) is not np:
+        return x
+    return _xp(like).asarray(x)
 
 __all__ = ["matmul", "linear", "conv2d", "max_pool2d", "avg_pool2d", "global_avg_pool2d", "relu",
            "gelu", "tanh", "sigmoid", "exp", "log", "softmax", "log_softmax", "cross_entropy",
@@ -100,7 +114,7 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False) -> Tenso
     shape = x.shape
     y, idx = ops.max_pool2d(x.data, kernel_size, stride, padding, ceil_mode, return_indices=True)
     return Tensor._make(y, (x,), lambda g: (ops.max_pool2d_backward(
-        np.ascontiguousarray(g), idx, shape),), "max_pool2d")
+        _xp(g).ascontiguousarray(g), idx, shape),), "max_pool2d")
 
 
 def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False,
@@ -109,7 +123,7 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False,
     shape = x.shape
     y = ops.avg_pool2d(x.data, kernel_size, stride, padding, ceil_mode, count_include_pad)
     return Tensor._make(y, (x,), lambda g: (ops.avg_pool2d_backward(
-        np.ascontiguousarray(g), shape, kernel_size, stride, padding, ceil_mode,
+        _xp(g).ascontiguousarray(g), shape, kernel_size, stride, padding, ceil_mode,
         count_include_pad),), "avg_pool2d")
 
 
@@ -118,7 +132,7 @@ def global_avg_pool2d(x) -> Tensor:
     shape = x.shape
     y = ops.global_avg_pool2d(x.data)
     return Tensor._make(y, (x,), lambda g: (ops.global_avg_pool2d_backward(
-        np.ascontiguousarray(g), shape),), "global_avg_pool2d")
+        _xp(g).ascontiguousarray(g), shape),), "global_avg_pool2d")
 
 
 def flatten(x, start_dim=1) -> Tensor:
@@ -228,7 +242,7 @@ def cross_entropy(logits, targets, ignore_index=-100, label_smoothing=0.0,
                   reduction="mean") -> Tensor:
     """torch.nn.functional.cross_entropy: logits (N, C), integer targets (N,)."""
     logits = _t(logits)
-    t = targets.data if isinstance(targets, Tensor) else np.asarray(targets)
+    t = _array_like(targets, logits.data)
     if t.dtype.kind not in "iu":
         raise TypeError(f"cross_entropy: targets must be integer class indices, got dtype {t.dtype}")
     if logits.ndim == 0:
@@ -242,7 +256,7 @@ def cross_entropy(logits, targets, ignore_index=-100, label_smoothing=0.0,
     kw = dict(ignore_index=ignore_index, label_smoothing=label_smoothing, reduction=reduction)
     L = logits.data
     loss = ops.cross_entropy(L, t, **kw)
-    return Tensor._make(np.asarray(loss), (logits,),
+    return Tensor._make(_xp(loss).asarray(loss), (logits,),
                         lambda g: (ops.cross_entropy_backward(g, L, t, **kw),), "cross_entropy")
 
 
@@ -290,8 +304,11 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Tr
         raise ValueError(f"batch_norm: x must be (N, C, ...), got x.shape={X.shape}")
     C = X.shape[1]
     for name, a in (("running_mean", running_mean), ("running_var", running_var)):
-        if not isinstance(a, np.ndarray):
+        if not (isinstance(a, np.ndarray) or _xp(a) is not np):
             raise TypeError(f"batch_norm: {name} must be a numpy.ndarray, got {type(a).__name__}")
+        if _xp(a) is not _xp(X):
+            raise ValueError(f"batch_norm: {name} is on {_device(a)} but x {X.shape} is on "
+                             f"{_device(X)}")
         if a.shape != (C,):
             raise ValueError(f"batch_norm: {name}.shape={a.shape}, expected ({C},) for "
                              f"x.shape={X.shape}")
@@ -342,10 +359,10 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Tr
 
 def embedding(indices, weight) -> Tensor:
     """weight[indices]; the gradient scatters (adds) back into the used rows."""
-    idx = indices.data if isinstance(indices, Tensor) else np.asarray(indices)
+    weight = _t(weight)
+    idx = _array_like(indices, weight.data)
     if idx.dtype.kind not in "iu":
         raise TypeError(f"embedding: indices must be integers, got dtype {idx.dtype}")
-    weight = _t(weight)
     if weight.ndim != 2:
         raise ValueError(f"embedding: weight must be 2-D (num_embeddings, embedding_dim), got "
                          f"weight.shape={weight.shape}")
@@ -355,9 +372,13 @@ def embedding(indices, weight) -> Tensor:
                          f"out of range for {V} rows (weight.shape={weight.shape})")
     W = weight.data
 
+    if _xp(W) is not _xp(idx):
+        raise ValueError(f"embedding: indices are on {_device(idx)} but weight "
+                         f"{weight.shape} is on {_device(W)}")
+
     def bwd(g):
-        gw = np.zeros_like(W)
-        np.add.at(gw, idx.reshape(-1), g.reshape(idx.size, W.shape[1]))
+        gw = _xp(W).zeros_like(W)
+        _scatter_add(gw, idx.reshape(-1), g.reshape(idx.size, W.shape[1]))
         return (gw,)
     return Tensor._make(W[idx], (weight,), bwd, "embedding")
 
@@ -370,7 +391,7 @@ def attention(q, k, v, causal=False, mask=None, scale=None) -> Tensor:
     out, lse = ops.attention(Q, K, V, causal=causal, mask=M, scale=scale, return_lse=True)
 
     def bwd(g):
-        return ops.attention_backward(np.ascontiguousarray(g), Q, K, V, out, lse, causal=causal,
+        return ops.attention_backward(_xp(g).ascontiguousarray(g), Q, K, V, out, lse, causal=causal,
                                       mask=M, scale=scale)
     return Tensor._make(out, (q, k, v), bwd, "attention")
 
@@ -391,7 +412,7 @@ def _recurrent(mode, x, weights, h0, c0, lengths, batch_first, bidirectional, no
     W = [tuple(None if w is None else w.data for w in tup) for tup in weights]
     H0 = None if h0 is None else _t(h0).data
     C0 = None if c0 is None else _t(c0).data
-    L = None if lengths is None else np.asarray(lengths.data if isinstance(lengths, Tensor) else lengths)
+    L = lengths.data if isinstance(lengths, Tensor) else lengths  # NumPy, CuPy or a list: ops checks
     kw = dict(lengths=L, batch_first=batch_first, bidirectional=bidirectional,
               training=any(t.requires_grad for t in [x] + flat_w))
     if mode == "lstm":

@@ -53,6 +53,20 @@ def _xp(a):
     return np
 
 
+def _host(a):
+    """A NumPy array of a NumPy or CuPy array (CuPy: copied from the device)."""
+    return a.get() if _xp(a) is not np else np.asarray(a)
+
+
+def _scatter_add(dst, idx, src):
+    """dst[idx] += src with repeated indices accumulated (numpy.add.at / cupyx.scatter_add)."""
+    if _xp(dst) is np:
+        np.add.at(dst, idx, src)
+    else:
+        import cupyx
+        cupyx.scatter_add(dst, idx, src)
+
+
 def _as_array(data, dtype=None):
     if isinstance(data, Tensor):
         data = data.data
@@ -349,9 +363,8 @@ class Tensor:
         a = self.data
 
         def bwd(g):
-            xp = _xp(a)
-            full = xp.zeros_like(a)
-            xp.add.at(full, idx, g)  # handles repeated indices (embedding-style gathers)
+            full = _xp(a).zeros_like(a)
+            _scatter_add(full, idx, g)  # handles repeated indices (embedding-style gathers)
             return (full,)
         return Tensor._make(a[idx], (self,), bwd, "index")
 

@@ -49,5 +49,8 @@ if [[ "${E2E:-0}" == 1 ]]; then
   $CXX $FLAGS -O2 -shared -fPIC -DEMU_ONE_DEVICE -I"$ROOT/csrc" $("$PY" -m pybind11 --includes) \
     -x c++ "$W"/src/cuda/*.cu "$ROOT"/csrc/bindings/*cuda*.cpp \
     -o "$W/py/bigmodel/_cuda$("$PY" -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')"
+  # EMU_KEEP=DIR keeps the emulated package (bigmodel + fake cupy) for quick reruns:
+  # PYTHONPATH=DIR python -m pytest tests/test_x_cuda.py
+  if [[ -n "${EMU_KEEP:-}" ]]; then rm -rf "$EMU_KEEP"; cp -r "$W/py" "$EMU_KEEP"; fi
   (cd "$ROOT" && PYTHONPATH="$W/py" "$PY" -m pytest -q -p no:cacheprovider ${TESTS:-tests/test_*cuda*.py} -k "not large") || true
 fi

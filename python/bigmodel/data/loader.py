@@ -26,7 +26,9 @@ class TensorDataset(Dataset):
         for i, a in enumerate(arrays):
             if len(a) != n:
                 raise ValueError(f"TensorDataset: array {i} has {len(a)} items, array 0 has {n}")
-        self.arrays = tuple(np.asarray(a) for a in arrays)
+        # CuPy arrays stay on the GPU (batches are sliced there); anything else becomes NumPy
+        self.arrays = tuple(a if type(a).__module__.split(".")[0] == "cupy" else np.asarray(a)
+                            for a in arrays)
 
     def __len__(self):
         return len(self.arrays[0])

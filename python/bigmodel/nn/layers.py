@@ -9,7 +9,7 @@ import numpy as np
 
 from .. import functional as F
 from ..random import get_rng
-from ..tensor import Tensor
+from ..tensor import Tensor, _xp
 from .module import Module, Parameter
 
 
@@ -277,7 +277,7 @@ class MultiheadAttention(Module):
         k = self._heads(self.k_proj(key))
         v = self._heads(self.v_proj(value))
         # the kernel wants contiguous (B, H, S, D) arrays
-        q, k, v = (Tensor._make(np.ascontiguousarray(t.data), (t,), lambda g: (g,), "contig")
+        q, k, v = (Tensor._make(_xp(t.data).ascontiguousarray(t.data), (t,), lambda g: (g,), "contig")
                    for t in (q, k, v))
         o = F.attention(q, k, v, causal=causal, mask=mask)
         B, H, S, D = o.shape

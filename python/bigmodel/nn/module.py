@@ -5,7 +5,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from ..tensor import Tensor
+from ..tensor import Tensor, _host, _xp
 
 
 class Parameter(Tensor):
@@ -130,7 +130,7 @@ class Module:
             for n, p in m._params.items():
                 out[pre + n] = np.array(p.numpy(), copy=True)
             for n, b in m._buffers.items():
-                out[pre + n] = np.array(b, copy=True)
+                out[pre + n] = np.array(_host(b), copy=True)
         return out
 
     def load_state_dict(self, state, strict=True):
@@ -151,12 +151,12 @@ class Module:
         for key, (m, n, kind) in own.items():
             if key not in state:
                 continue
-            arr = np.asarray(state[key])
+            arr = _host(state[key])
             cur = m._params[n].data if kind == "param" else m._buffers[n]
             if tuple(arr.shape) != tuple(cur.shape):
                 raise ValueError(f"load_state_dict: {key} has shape {tuple(arr.shape)} in the "
                                  f"checkpoint but {tuple(cur.shape)} in the model")
-            cur[...] = arr.astype(cur.dtype, copy=False)
+            cur[...] = _xp(cur).asarray(arr.astype(cur.dtype, copy=False))
 
     def __repr__(self):
         lines = [f"{type(self).__name__}({self.extra_repr()}"]

@@ -41,11 +41,6 @@ def flag(op, name, v):
     return bool(v)
 
 
-def cpu_only(op, xp):
-    if xp is not np:
-        raise NotImplementedError(f"{op}: the CUDA path is not implemented yet; pass numpy arrays")
-
-
 def finite_number(op, name, v, minimum=None):
     """A real, finite number (>= minimum when given), as a float."""
     f = real_number(op, name, v)

@@ -15,15 +15,18 @@ import math
 import numpy as np
 
 from .. import ops
+from ..tensor import _host, _xp
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "StepLR", "CosineAnnealingLR", "LinearWarmup",
            "clip_grad_norm_"]
 
 
 def _fused(w, g):
-    """The native one-pass update applies to contiguous NumPy float parameters."""
-    return (isinstance(w, np.ndarray) and isinstance(g, np.ndarray) and w.dtype == g.dtype
-            and w.dtype in (np.float32, np.float64) and w.flags.c_contiguous)
+    """The native one-pass update (CPU or CUDA kernel) applies to contiguous float parameters
+    whose gradient is on the same device."""
+    return (_xp(w) is _xp(g) and (isinstance(w, np.ndarray) or _xp(w) is not np)
+            and w.dtype == g.dtype and w.dtype in (np.float32, np.float64)
+            and w.flags.c_contiguous)
 
 
 class Optimizer:
@@ -49,7 +52,8 @@ class Optimizer:
 
     def state_dict(self):
         return {"lr": self.lr, "steps": self.steps,
-                "state": [{k: np.array(v, copy=True) for k, v in s.items()} for s in self.state]}
+                "state": [{k: np.array(_host(v), copy=True) for k, v in s.items()}
+                          for s in self.state]}
 
     def load_state_dict(self, sd):
         if len(sd["state"]) != len(self.params):
@@ -57,7 +61,10 @@ class Optimizer:
                              f"{len(sd['state'])} parameter states, optimizer has {len(self.params)}")
         self.lr = float(sd["lr"])
         self.steps = int(sd["steps"])
-        self.state = [{k: np.array(v, copy=True) for k, v in s.items()} for s in sd["state"]]
+        # per-parameter buffers go to their parameter's device; counters stay host scalars
+        self.state = [{k: (_xp(p.data).array(v) if np.shape(v) == p.data.shape
+                           else np.array(_host(v), copy=True)) for k, v in s.items()}
+                      for p, s in zip(self.params, sd["state"])]
 
 
 class SGD(Optimizer):
@@ -72,7 +79,7 @@ class SGD(Optimizer):
     def _update(self, w, g, st):
         if _fused(w, g):
             first = "momentum" not in st
-            buf = st.setdefault("momentum", np.zeros_like(w)) if self.momentum else w
+            buf = st.setdefault("momentum", _xp(w).zeros_like(w)) if self.momentum else w
             ops.sgd_update(w, g, buf, lr=self.lr, momentum=self.momentum,
                            weight_decay=self.weight_decay, nesterov=self.nesterov,
                            first_step=first)
@@ -82,7 +89,7 @@ class SGD(Optimizer):
         if self.momentum:
             buf = st.get("momentum")
             if buf is None:
-                buf = st["momentum"] = np.array(g, copy=True)
+                buf = st["momentum"] = g.copy()
             else:
                 buf *= self.momentum
                 buf += g
@@ -106,8 +113,8 @@ class Adam(Optimizer):
             else:
                 g = g + self.weight_decay * w
         if "m" not in st:
-            st["m"] = np.zeros_like(w)
-            st["v"] = np.zeros_like(w)
+            st["m"] = _xp(w).zeros_like(w)
+            st["v"] = _xp(w).zeros_like(w)
             st["t"] = np.zeros((), np.int64)
         st["t"] += 1
         t = int(st["t"])

@@ -25,11 +25,11 @@ import numpy as np
 
 from .. import functional as F
 from ..data import DataLoader, TensorDataset
-from ..tensor import Tensor, no_grad
+from ..tensor import Tensor, _host, no_grad
 
 
 def accuracy(logits, y):
-    return float((np.asarray(logits).argmax(axis=-1) == np.asarray(y)).mean())
+    return float((_host(logits).argmax(axis=-1) == _host(y)).mean())
 
 
 _METRICS = {"accuracy": accuracy, "acc": accuracy}
@@ -304,5 +304,5 @@ class Trainer:
         outs = []
         with no_grad():
             for start in range(0, len(x), batch_size):
-                outs.append(np.asarray(self.model(Tensor(x[start:start + batch_size])).data))
+                outs.append(_host(self.model(Tensor(x[start:start + batch_size])).data))
         return np.concatenate(outs) if outs else np.empty((0,))

@@ -20,6 +20,24 @@ class ndarray(_np.ndarray):
 ndarray.__module__ = "cupy"
 
 
+def _rewrap(r):
+    if type(r) is _np.ndarray:
+        return r.view(ndarray)
+    if isinstance(r, (tuple, list)):
+        return type(r)(_rewrap(x) for x in r)
+    return r
+
+
+def _array_function(self, func, types, args, kwargs):
+    # CuPy implements NumPy's __array_function__: np.broadcast_to(cupy_array), np.swapaxes(...)
+    # return CuPy arrays. NumPy's default for a subclass may return a base ndarray
+    # (subok=False functions), so results are wrapped back here.
+    return _rewrap(_np.ndarray.__array_function__(self, func, types, args, kwargs))
+
+
+ndarray.__array_function__ = _array_function
+
+
 def _wrap(x):
     return _np.asarray(x).view(ndarray)
 
@@ -139,3 +157,12 @@ def empty_like(x, dtype=None):
 
 def ones(shape, dtype=float32):
     return _wrap(_np.ones(shape, dtype))
+
+
+# ---- anything else NumPy has (Tensor / functional / optim on CuPy arrays, tests/test_train_cuda.py):
+# CuPy mirrors the NumPy namespace, so a missing name falls back to NumPy's, results wrapped.
+def __getattr__(name):
+    f = getattr(_np, name)
+    if callable(f) and not isinstance(f, type):
+        return lambda *a, **k: _rewrap(f(*a, **k))
+    return f
