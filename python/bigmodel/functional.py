@@ -150,7 +150,7 @@ def flatten(x, start_dim=1) -> Tensor:
 def relu(x) -> Tensor:
     x = _t(x)
     X = x.data
-    if _xp(X) is np and X.dtype in (np.float32, np.float64):
+    if X.dtype in (np.float32, np.float64):  # the native kernel (CPU) or the CUDA one (CuPy)
         return Tensor._make(ops.relu(X), (x,), lambda g: (ops.relu_backward(g, X),), "relu")
     xp = _xp(X)
     return Tensor._make(xp.maximum(X, 0), (x,), lambda g: (g * (X > 0),), "relu")
@@ -170,29 +170,34 @@ def sigmoid(x) -> Tensor:
                         "sigmoid")
 
 
-_ERF = []
+_ERF = {}
 
 
-def _erf():
-    """Vectorised erf: SciPy's when installed, else math.erf element by element (looked up once)."""
-    if not _ERF:
-        try:
-            from scipy.special import erf
-        except ImportError:
-            from math import erf as scalar_erf
-            erf = np.vectorize(scalar_erf, otypes=[np.float64])
-        _ERF.append(erf)
-    return _ERF[0]
+def _erf(xp):
+    """Vectorised erf for xp's arrays: cupyx's on CuPy; SciPy's on NumPy when installed, else
+    math.erf element by element (looked up once per module)."""
+    if xp not in _ERF:
+        if xp is not np:
+            from cupyx.scipy.special import erf
+        else:
+            try:
+                from scipy.special import erf
+            except ImportError:
+                from math import erf as scalar_erf
+                erf = np.vectorize(scalar_erf, otypes=[np.float64])
+        _ERF[xp] = erf
+    return _ERF[xp]
 
 
 def gelu(x) -> Tensor:
-    """Exact (erf) GELU, as torch's default."""
-    x = _t(x)
-    X = x.data.astype(np.float64)
+    """Exact (erf) GELU, as torch's default; computed in float64 on the data's device."""
     from math import pi, sqrt
-    e = _erf()(X / sqrt(2.0))
+    x = _t(x)
+    xp = _xp(x.data)
+    X = x.data.astype(np.float64)
+    e = _erf(xp)(X / sqrt(2.0))
     y = (0.5 * X * (1 + e)).astype(x.dtype)
-    pdf = np.exp(-0.5 * X * X) / sqrt(2 * pi)
+    pdf = xp.exp(-0.5 * X * X) / sqrt(2 * pi)
 
     def bwd(g):
         return ((g * (0.5 * (1 + e) + X * pdf)).astype(x.dtype),)
@@ -219,7 +224,9 @@ def dropout(x, p=0.5, training=True) -> Tensor:
         raise ValueError(f"dropout: p must be in [0, 1), got {p}")
     if not training or p == 0:
         return x
-    keep = (get_rng().random(x.shape) >= p).astype(x.dtype) / (1 - p)
+    # The mask is drawn on the host from bigmodel's generator, so a seed gives the same mask on
+    # either device, then moved to the data's device.
+    keep = _xp(x.data).asarray((get_rng().random(x.shape) >= p).astype(x.dtype) / (1 - p))
     return Tensor._make(x.data * keep, (x,), lambda g: (g * keep,), "dropout")
 
 
@@ -334,7 +341,7 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Tr
         running_var += momentum * var * n / max(n - 1, 1)
     else:
         mean, var = running_mean, running_var
-    rstd = 1.0 / np.sqrt(var + eps)
+    rstd = 1.0 / _xp(X).sqrt(var + eps)
     xhat = (X - mean.reshape(shape)) * rstd.reshape(shape)
     y = xhat
     if weight is not None:
@@ -453,7 +460,7 @@ def _recurrent(mode, x, weights, h0, c0, lengths, batch_first, bidirectional, no
         lo, hi, shp = offsets[i], offsets[i + 1], p.shape
 
         def view_bwd(g, lo=lo, hi=hi):
-            full = np.zeros_like(flat)
+            full = _xp(flat).zeros_like(flat)
             full[lo:hi] = g.reshape(-1)
             return (full,)
         outs.append(Tensor._make(flat[lo:hi].reshape(shp), (anchor,), view_bwd, mode + "_out"))

@@ -120,6 +120,13 @@ def cuda():
     return mod
 
 
+def cuda_call(name, *args):
+    """bigmodel._cuda.<name>(*args, stream_ptr): the kernel enqueued on CuPy's current stream."""
+    import cupy
+
+    return getattr(cuda(), name)(*args, cupy.cuda.get_current_stream().ptr)
+
+
 def _is_cupy(x) -> bool:
     return type(x).__module__.split(".")[0] == "cupy"
 

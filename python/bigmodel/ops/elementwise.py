@@ -16,12 +16,6 @@ def _float(op, name, x):
         raise TypeError(f"{op}: {name} must be float32 or float64, got dtype {x.dtype}")
 
 
-def _cuda_call(name, *args):
-    """bigmodel._cuda.<name>(*args, stream_ptr) on CuPy's current stream."""
-    import cupy
-    return getattr(_backend.cuda(), name)(*args, cupy.cuda.get_current_stream().ptr)
-
-
 def _same(op, ref_name, ref, **arrays):
     for name, a in arrays.items():
         _float(op, name, a)
@@ -49,7 +43,7 @@ def relu(x):
     if xp is np:
         _core.relu_forward(xc, y)
     else:
-        _cuda_call("relu_forward", xc.data.ptr, y.data.ptr, xc.size, str(xc.dtype))
+        _backend.cuda_call("relu_forward", xc.data.ptr, y.data.ptr, xc.size, str(xc.dtype))
     return y.reshape(x.shape)  # ascontiguousarray makes a 0-d array 1-d
 
 
@@ -64,7 +58,7 @@ def relu_backward(dy, x):
     if xp is np:
         _core.relu_backward(dy, x, dx)
     else:
-        _cuda_call("relu_backward", dy.data.ptr, x.data.ptr, dx.data.ptr, x.size, str(x.dtype))
+        _backend.cuda_call("relu_backward", dy.data.ptr, x.data.ptr, dx.data.ptr, x.size, str(x.dtype))
     return dx.reshape(shp)
 
 
@@ -87,7 +81,7 @@ def sgd_update(w, g, buf, *, lr, momentum=0.0, weight_decay=0.0, nesterov=False,
     if xp is np:
         _core.sgd_update(w, g, buf, *hyper, *flags)
     else:
-        _cuda_call("sgd_update", w.data.ptr, g.data.ptr, buf.data.ptr, w.size, *hyper, *flags,
+        _backend.cuda_call("sgd_update", w.data.ptr, g.data.ptr, buf.data.ptr, w.size, *hyper, *flags,
                    str(w.dtype))
 
 
@@ -118,5 +112,5 @@ def adam_update(w, g, m, v, *, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.
     if xp is np:
         _core.adam_update(w, g, m, v, lr, b1, b2, eps, wd, decoupled, step)
     else:
-        _cuda_call("adam_update", w.data.ptr, g.data.ptr, m.data.ptr, v.data.ptr, w.size, lr, b1,
+        _backend.cuda_call("adam_update", w.data.ptr, g.data.ptr, m.data.ptr, v.data.ptr, w.size, lr, b1,
                    b2, eps, wd, decoupled, step, str(w.dtype))

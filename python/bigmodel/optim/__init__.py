@@ -29,6 +29,16 @@ def _fused(w, g):
             and w.flags.c_contiguous)
 
 
+def _follow(w, st):
+    """Moves a parameter's float buffers (momentum, Adam's m and v) to the parameter's device:
+    an optimizer built, or a state loaded, before model.to(device) keeps working. Integer
+    counters stay host scalars."""
+    xp = _xp(w)
+    for k, v in st.items():
+        if v.dtype.kind == "f" and _xp(v) is not xp:
+            st[k] = xp.asarray(v) if xp is not np else _host(v)
+
+
 class Optimizer:
     def __init__(self, params, lr):
         self.params = list(params)
@@ -48,6 +58,7 @@ class Optimizer:
         self.steps += 1
         for p, st in zip(self.params, self.state):
             if p.grad is not None:
+                _follow(p.data, st)
                 self._update(p.data, p.grad, st)
 
     def state_dict(self):
@@ -128,7 +139,7 @@ class Adam(Optimizer):
         v *= b2
         v += (1 - b2) * g * g
         step = self.lr / (1 - b1 ** t)
-        w -= step * m / (np.sqrt(v / (1 - b2 ** t)) + self.eps)
+        w -= step * m / (_xp(w).sqrt(v / (1 - b2 ** t)) + self.eps)
 
 
 class AdamW(Adam):

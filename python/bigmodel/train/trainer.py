@@ -25,7 +25,7 @@ import numpy as np
 
 from .. import functional as F
 from ..data import DataLoader, TensorDataset
-from ..tensor import Tensor, _host, no_grad
+from ..tensor import Tensor, _host, _xp, no_grad
 
 
 def accuracy(logits, y):
@@ -200,7 +200,19 @@ class Trainer:
         return DataLoader(TensorDataset(x, y) if y is not None else TensorDataset(x),
                           batch_size=batch_size, shuffle=shuffle)
 
+    def _on_model_device(self, a):
+        """An array batch moved to the model's device (a host dataset feeding a model moved with
+        .to('cuda'), or the reverse); arrays already there, and non-arrays, pass through."""
+        p = next(iter(self.model.parameters()), None)
+        if p is None or a is None or not hasattr(a, "dtype"):
+            return a
+        xp = _xp(p.data)
+        if _xp(a) is xp:
+            return a
+        return _host(a) if xp is np else xp.asarray(a)
+
     def train_step(self, xb, yb):
+        xb, yb = self._on_model_device(xb), self._on_model_device(yb)
         out = self.model(Tensor(xb))
         loss = self.loss_fn(out, yb)
         lv = float(loss.item())
@@ -286,6 +298,7 @@ class Trainer:
         mets = {k: 0.0 for k in self.metrics}
         with no_grad():
             for xb, yb in loader:
+                xb, yb = self._on_model_device(xb), self._on_model_device(yb)
                 out = self.model(Tensor(xb))
                 n = len(xb)
                 if self.loss_fn is not None:
@@ -304,5 +317,6 @@ class Trainer:
         outs = []
         with no_grad():
             for start in range(0, len(x), batch_size):
-                outs.append(_host(self.model(Tensor(x[start:start + batch_size])).data))
+                xb = self._on_model_device(x[start:start + batch_size])
+                outs.append(_host(self.model(Tensor(xb)).data))
         return np.concatenate(outs) if outs else np.empty((0,))

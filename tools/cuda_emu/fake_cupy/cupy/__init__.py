@@ -38,6 +38,23 @@ def _array_function(self, func, types, args, kwargs):
 ndarray.__array_function__ = _array_function
 
 
+def _array_ufunc(self, ufunc, method, *inputs, **kwargs):
+    # Real CuPy refuses host arrays in its ufuncs (TypeError: Unsupported type
+    # <class 'numpy.ndarray'>): a device array times a host mask must fail here as on a GPU.
+    # NumPy scalars and Python numbers are accepted, as CuPy does.
+    for a in inputs + tuple(kwargs.get("out", ())):
+        if isinstance(a, _np.ndarray) and not isinstance(a, ndarray):
+            raise TypeError(f"Unsupported type {type(a)} (fake CuPy: a NumPy array in "
+                            f"cupy.{ufunc.__name__})")
+    args = tuple(a.view(_np.ndarray) if isinstance(a, ndarray) else a for a in inputs)
+    if "out" in kwargs:
+        kwargs["out"] = tuple(a.view(_np.ndarray) for a in kwargs["out"])
+    return _rewrap(getattr(ufunc, method)(*args, **kwargs))
+
+
+ndarray.__array_ufunc__ = _array_ufunc
+
+
 def _wrap(x):
     return _np.asarray(x).view(ndarray)
 
