@@ -56,14 +56,13 @@ inline void store_f32(__m512 (&acc)[MR][NV], float* c, int64_t rs_c, int64_t cs_
   }
 }
 
-// Starts the C tile's cache lines on their way while the k loop runs.
-template <typename T>
+// Starts the C tile's cache lines (NR elements per row) on their way while the k loop runs.
+template <int NR, typename T>
 inline void prefetch_c(const T* c, int64_t rs_c, int64_t cs_c, int m) {
   if (cs_c != 1) return;
-  for (int i = 0; i < m; ++i) {
-    _mm_prefetch(reinterpret_cast<const char*>(c + i * rs_c), _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(c + i * rs_c) + 64, _MM_HINT_T0);
-  }
+  for (int i = 0; i < m; ++i)
+    for (int off = 0; off < NR * int(sizeof(T)); off += 64)
+      _mm_prefetch(reinterpret_cast<const char*>(c + i * rs_c) + off, _MM_HINT_T0);
 }
 
 // fp32 MR x (16*NV) tile. RA: A row-major (a[i*lda + k], rows >= m clamped to the last valid
@@ -89,7 +88,7 @@ struct KernF32T {
   template <bool RA, int R>
   static void ukr_rows(int64_t ks, const float* a, int64_t lda, const float* b, float* c,
                        int64_t rs_c, int64_t cs_c, int m, int n, float alpha, float beta) {
-    prefetch_c(c, rs_c, cs_c, m);
+    prefetch_c<NR>(c, rs_c, cs_c, m);
     __m512 acc[R][NV];
 #pragma GCC unroll 12
     for (int i = 0; i < R; ++i)
@@ -134,7 +133,7 @@ struct KernBF16 {
   template <bool RA>
   static void ukr(int64_t ks, const uint16_t* a, int64_t lda, const uint16_t* b, float* c,
                   int64_t rs_c, int64_t cs_c, int m, int n, float alpha, float beta) {
-    prefetch_c(c, rs_c, cs_c, m);
+    prefetch_c<NR>(c, rs_c, cs_c, m);
     __m512 acc[MR][2];
 #pragma GCC unroll 12
     for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
