@@ -11,6 +11,7 @@ from . import _backend
 from ._backend import _core
 
 _PRECISIONS_CPU = ("native", "bf16")
+_NATIVE = (np.dtype(np.float32), np.dtype(np.float64))
 _PRECISIONS_GPU = ("native", "tf32", "bf16", "fp16")
 
 
@@ -50,9 +51,9 @@ def gemm(a, b, c=None, *, alpha=1.0, beta=0.0, trans_a=False, trans_b=False, out
     """
     xp = _backend.array_module("gemm", a=a, b=b, c=c, out=out)
     # ml_dtypes.bfloat16 arrays (CPU): bf16 products, fp32 accumulation, float32 result.
-    bf16_in = xp is np and a.dtype.name == "bfloat16"
+    bf16_in = xp is np and a.dtype not in _NATIVE and a.dtype.name == "bfloat16"
     for name, x in (("a", a), ("b", b)):
-        ok = x.dtype in (np.float32, np.float64) or (xp is not np and x.dtype == np.float16)
+        ok = x.dtype in _NATIVE or (xp is not np and x.dtype == np.float16)
         if not ok and not (bf16_in and x.dtype.name == "bfloat16"):
             raise TypeError(f"gemm: {name} must be float32 or float64, got dtype {x.dtype} "
                             f"({name}.shape={_shape(x)})")
@@ -72,16 +73,16 @@ def gemm(a, b, c=None, *, alpha=1.0, beta=0.0, trans_a=False, trans_b=False, out
 
     a_op = xp.swapaxes(a, -1, -2) if trans_a else a
     b_op = xp.swapaxes(b, -1, -2) if trans_b else b
-    M, K = _shape(a_op)[-2:]
-    K2, N = _shape(b_op)[-2:]
+    M, K = a_op.shape[-2:]
+    K2, N = b_op.shape[-2:]
     if K != K2:
         raise ValueError(f"gemm: inner dimensions differ: op(a) is {M}x{K}, op(b) is {K2}x{N} "
                          f"(a.shape={_shape(a)}, b.shape={_shape(b)}, trans_a={trans_a}, "
                          f"trans_b={trans_b})")
-    ba = _shape(a_op)[:-2]
-    bb = _shape(b_op)[:-2]
+    ba = tuple(a_op.shape[:-2])
+    bb = tuple(b_op.shape[:-2])
     try:
-        batch = np.broadcast_shapes(ba, bb)
+        batch = np.broadcast_shapes(ba, bb) if ba or bb else ()  # (2 us: not for 2-D operands)
     except ValueError:
         raise ValueError(f"gemm: batch dimensions do not broadcast: a.shape={_shape(a)}, "
                          f"b.shape={_shape(b)}") from None
@@ -100,7 +101,7 @@ def gemm(a, b, c=None, *, alpha=1.0, beta=0.0, trans_a=False, trans_b=False, out
             raise ValueError(f"gemm: c.shape={_shape(c)} does not broadcast to the result shape "
                              f"{res_shape}")
     if out is not None:
-        if _shape(out) != res_shape:
+        if tuple(out.shape) != res_shape:
             raise ValueError(f"gemm: out.shape={_shape(out)}, expected {res_shape} "
                              f"(a.shape={_shape(a)}, b.shape={_shape(b)})")
         if out.dtype != out_dtype:
