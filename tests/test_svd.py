@@ -429,3 +429,12 @@ def test_lanczos_bad_tol(rng):
     with pytest.raises(ValueError, match="tol"):
         ops.truncated_svd(a, 2, method="randomized", tol=1e-3)
     ops.truncated_svd(a, 2, method="lanczos", tol=np.float32(1e-4))  # numpy scalars are fine
+
+
+def test_lanczos_restart_cap_warns(rng, monkeypatch):
+    from bigmodel.ops import svd as svd_mod
+    monkeypatch.setattr(svd_mod, "_LANCZOS_MAX_RESTARTS", 1)
+    a = _random_csr(rng, 900, 400, 0.03, np.float64)
+    with pytest.warns(RuntimeWarning, match="restarts"):
+        u, s, vt = ops.truncated_svd(a, 20, method="lanczos", tol=1e-12, random_state=0)
+    assert s.shape == (20,) and np.all(np.isfinite(s))  # the best triplets so far
