@@ -1,12 +1,17 @@
 """Truncated-SVD rows for compare.py: ours beside scikit-learn's randomized_svd and SciPy's svds
-(ARPACK), same run, alternating calls; the note gives each side's relative σ error
-max_i |σ_i - σ_i*| / σ_1* against an exact reference.
+(ARPACK, the default solver, and PROPACK), same run, alternating calls; the note gives each
+side's relative σ error max_i |σ_i - σ_i*| / σ_1* against an exact reference.
 
 Workloads (BENCHMARKS.md): dense 10000 x 2000 float32 (rank-100 signal plus a noise floor,
 exact spectrum known by construction), k = 50; sparse CSR 100000 x 10000 at 1% (flat spectrum;
 reference: svds, ARPACK at machine precision), k = 50;
 the MovieLens-100k residual matrix (943 x 1682 sparse), k = 20 (reference: LAPACK).
-``quick`` shrinks the sparse matrix to 20000 x 5000.
+``quick`` shrinks the sparse matrix to 20000 x 5000 (and only there runs PROPACK and our
+Lanczos at its default tol, both too slow to repeat on the full matrix).
+Ours: randomized (defaults), restarted block Lanczos at tol=1e-3 (σ error certified <= 1e-3
+by the residuals) and at its default tol ('auto': 1e-10 for float64, near machine precision).
+PROPACK with svds' defaults (kmax = 10 k, no restarts) does not converge on the flat sparse
+spectrum; there it runs with maxiter (= kmax) 20 k.
 
     python benchmarks/compare_svd.py [--quick]
 """
@@ -78,34 +83,29 @@ def _row(workload, name, t_ours, err_ours, anchor, t_anchor, err_anchor):
                 note=f"σ err ours {err_ours:.1e}, {anchor} {err_anchor:.1e}")
 
 
-def _compare(workload, a, k, ref, rounds, lanczos_iter):
-    """Ours (randomized with the defaults; block Lanczos with `lanczos_iter`, None = skip)
-    beside randomized_svd (defaults) and svds; ref None = svds' own values."""
+def _svds(a, k, solver="arpack", **kw):
     from scipy.sparse.linalg import svds
-    from sklearn.utils.extmath import randomized_svd
-    fns = {
-        "ours": lambda: ops.truncated_svd(a, k, random_state=0),
-        "sklearn": lambda: randomized_svd(a, k, random_state=0),
-        "svds": lambda: svds(a, k, random_state=0),
-    }
-    if lanczos_iter is not None:
-        fns["ours_lanczos"] = lambda: ops.truncated_svd(a, k, method="lanczos", random_state=0,
-                                                        n_iter=lanczos_iter)
+    return svds(a, k, solver=solver, random_state=0, **kw)
+
+
+def _compare(workload, a, k, ref, rounds, ours, anchors, pairs):
+    """Every callable in `ours` and `anchors` (name -> fn returning (U, S, Vt)), alternated
+    `rounds` times; one row per (ours name, anchor name) in `pairs`. ref None = svds' values."""
+    fns = {**{("ours", n): f for n, f in ours.items()},
+           **{("anchor", n): f for n, f in anchors.items()}}
     r = _best(fns, rounds)
     if ref is None:
-        ref = np.sort(np.asarray(r["svds"][1][1], np.float64))[::-1]
+        ref = np.sort(np.asarray(r[("anchor", "scipy svds")][1][1], np.float64))[::-1]
     err = {n: _sigma_err(v[1][1], ref) for n, v in r.items()}
-    t = {n: v[0] for n, v in r.items()}
-    out = [_row(workload, "randomized (defaults)", t["ours"], err["ours"],
-                "sklearn randomized_svd", t["sklearn"], err["sklearn"]),
-           _row(workload, "randomized (defaults)", t["ours"], err["ours"],
-                "scipy svds", t["svds"], err["svds"])]
-    if lanczos_iter is not None:
-        name = f"lanczos n_iter={lanczos_iter}"
-        out += [_row(workload, name, t["ours_lanczos"], err["ours_lanczos"],
-                     "sklearn randomized_svd", t["sklearn"], err["sklearn"]),
-                _row(workload, name, t["ours_lanczos"], err["ours_lanczos"], "scipy svds",
-                     t["svds"], err["svds"])]
+    return [_row(workload, o, r[("ours", o)][0], err[("ours", o)], an, r[("anchor", an)][0],
+                 err[("anchor", an)]) for o, an in pairs]
+
+
+def _ours(a, k, lanczos=(("lanczos tol=1e-3", dict(tol=1e-3)),)):
+    out = {"randomized (defaults)": lambda: ops.truncated_svd(a, k, random_state=0)}
+    for name, kw in lanczos:
+        out[name] = (lambda kw=kw: ops.truncated_svd(a, k, method="lanczos", random_state=0,
+                                                     **kw))
     return out
 
 
@@ -113,22 +113,45 @@ def rows(quick: bool = False):
     try:
         import scipy.sparse  # noqa: F401
         import sklearn  # noqa: F401
+        from sklearn.utils.extmath import randomized_svd
     except ImportError:
         return []
     out = []
+    sk = "sklearn randomized_svd"
     # Dense float32, exact spectrum known by construction.
     m, n = (4000, 1000) if quick else (10000, 2000)
     a, s = dense_signal_noise(m, n)
-    out += _compare(f"SVD dense {m}x{n} f32 k50", a, 50, s[:50], 1 if quick else 2, 2)
+    ours = _ours(a, 50, (("lanczos n_iter=2", dict(n_iter=2)),))
+    anchors = {sk: lambda: randomized_svd(a, 50, random_state=0),
+               "scipy svds": lambda: _svds(a, 50)}
+    out += _compare(f"SVD dense {m}x{n} f32 k50", a, 50, s[:50], 1 if quick else 2, ours,
+                    anchors, [(o, an) for o in ours for an in anchors])
     del a
     # Sparse CSR, flat spectrum: reference = svds (ARPACK, tol 0: machine precision).
     m, n = (20000, 5000) if quick else (100000, 10000)
-    out += _compare(f"SVD sparse {m}x{n} 1% k50", sparse_flat(m, n, 0.01), 50, None, 1,
-                    3 if quick else None)
+    a = sparse_flat(m, n, 0.01)
+    lz = (("lanczos tol=1e-3", dict(tol=1e-3)),) + (
+        (("lanczos tol=auto", {}),) if quick else ())
+    ours = _ours(a, 50, lz)
+    anchors = {sk: lambda: randomized_svd(a, 50, random_state=0),
+               "scipy svds": lambda: _svds(a, 50)}
+    if quick:
+        anchors["svds propack kmax=20k"] = lambda: _svds(a, 50, "propack", maxiter=1000)
+    pairs = [("randomized (defaults)", sk), ("randomized (defaults)", "scipy svds")]
+    pairs += [(o, an) for o in ours if o.startswith("lanczos") for an in anchors if an != sk]
+    out += _compare(f"SVD sparse {m}x{n} 1% k50", a, 50, None, 1 if not quick else 2, ours,
+                    anchors, pairs)
+    del a
     r = ml100k_residual()
     if r is not None:
         ref = np.linalg.svd(r.toarray(), compute_uv=False)[:20]
-        out += _compare("SVD ML-100k residual 943x1682 k20", r, 20, ref, 3, "auto")
+        ours = _ours(r, 20, (("lanczos tol=1e-3", dict(tol=1e-3)), ("lanczos tol=auto", {})))
+        anchors = {sk: lambda: randomized_svd(r, 20, random_state=0),
+                   "scipy svds": lambda: _svds(r, 20),
+                   "svds propack": lambda: _svds(r, 20, "propack")}
+        pairs = [("randomized (defaults)", sk), ("randomized (defaults)", "scipy svds")]
+        pairs += [(o, an) for o in ours if o.startswith("lanczos") for an in anchors if an != sk]
+        out += _compare("SVD ML-100k residual 943x1682 k20", r, 20, ref, 5, ours, anchors, pairs)
     return out
 
 

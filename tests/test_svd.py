@@ -239,3 +239,202 @@ def test_truncated_svd_bad_input(rng):
         ops.truncated_svd(a, 2, n_oversamples=-1)
     with pytest.raises(TypeError, match="random_state"):
         ops.truncated_svd(a, 2, random_state="x")
+
+
+# ---- restarted Lanczos (tol) ---------------------------------------------------------------------
+# The claim (svd.py, _lanczos): with tol, every returned σ_i is within tol * σ1 of the true σ_i,
+# and the top-k subspaces are then within sin Θ <= sqrt(k) * tol * σ1² / (σ_k² - σ_{k+1}²)
+# (Davis-Kahan on AᵀA: each Ritz pair's residual is <= tol * σ1 * σ_i <= tol * σ1²). float32 adds
+# its rounding floor.
+
+_AUTO_TOL = {np.float32: 1e-5, np.float64: 1e-10}
+_FLOOR = {np.float32: (2e-6, 2e-4), np.float64: (1e-14, 1e-10)}  # (σ, angle) from rounding
+
+
+def _lanczos_stats(monkeypatch):
+    from bigmodel.ops import svd as svd_mod
+    stats = []
+    real = svd_mod._lanczos
+
+    def spy(*args):
+        stats.append({})
+        return real(*args, stats=stats[-1])
+    monkeypatch.setattr(svd_mod, "_lanczos", spy)
+    return stats
+
+
+def _cap(k, p=10):
+    """The basis bound for n_iter='auto': 3 * keep + 2 * b, keep = k + max(p, 0.8 k)."""
+    from bigmodel.ops import svd as svd_mod
+    return 3 * (k + max(p, (4 * k) // 5)) + 2 * svd_mod._lanczos_block(k, p)
+
+
+def _check_tol(a, k, dtype, tol, **kw):
+    """ops vs the float64 SVD of a (dense or sparse) at the accuracy claimed for tol."""
+    dense = a.toarray() if sp.issparse(a) else a
+    u_ref, s_ref, vt_ref = np.linalg.svd(np.asarray(dense, np.float64), full_matrices=False)
+    u, s, vt = ops.truncated_svd(a.astype(dtype), k, method="lanczos", tol=tol, random_state=0,
+                                 **kw)
+    assert u.shape == (a.shape[0], k) and s.shape == (k,) and vt.shape == (k, a.shape[1])
+    assert u.dtype == dtype and s.dtype == dtype and vt.dtype == dtype
+    eff = _AUTO_TOL[dtype] if tol is None else tol
+    s_floor, angle_floor = _FLOOR[dtype]
+    err = np.max(np.abs(s.astype(np.float64) - s_ref[:k])) / s_ref[0]
+    assert err <= max(eff, s_floor), f"sigma rel err {err:.2e} > tol {eff:.0e}"
+    assert np.all(np.diff(s.astype(np.float64)) <= 1e-6 * s[0])
+    gap = (s_ref[k - 1] ** 2 - (s_ref[k] ** 2 if k < len(s_ref) else 0.0)) / s_ref[0] ** 2
+    angle = max(np.sqrt(k) * eff / gap, angle_floor)
+    if angle < 0.5:
+        assert _sin_theta(u, u_ref[:, :k]) <= angle
+        assert _sin_theta(vt.T, vt_ref[:k].T) <= angle
+    eye_tol = 1e-4 if dtype == np.float32 else 1e-10
+    np.testing.assert_allclose(u.T.astype(np.float64) @ u, np.eye(k), atol=eye_tol)
+    np.testing.assert_allclose(vt.astype(np.float64) @ vt.T, np.eye(k), atol=eye_tol)
+    idx = np.argmax(np.abs(u), axis=0)
+    assert np.all(u[idx, np.arange(k)] > 0)  # the sign rule
+    return s, s_ref
+
+
+_SPECTRA = {
+    "fast": lambda n: 0.7 ** np.arange(n),
+    "slow": lambda n: 1.0 / np.sqrt(1.0 + np.arange(n)),
+    "flat": lambda n: 1.0 + 0.2 * np.linspace(1.0, 0.0, n) ** 3,  # clustered top, tiny gaps
+}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("tol", [1e-3, 1e-6, None], ids=["1e-3", "1e-6", "auto"])
+@pytest.mark.parametrize("spectrum", list(_SPECTRA))
+@pytest.mark.parametrize("shape", [(300, 170), (150, 330)], ids=["tall", "wide"])
+def test_lanczos_restarted_known_spectra(rng, monkeypatch, dtype, tol, spectrum, shape):
+    if dtype == np.float32 and tol == 1e-6:
+        pytest.skip("below float32's rounding floor for this check")
+    a = _with_spectrum(rng, *shape, _SPECTRA[spectrum](min(shape)))
+    stats = _lanczos_stats(monkeypatch)
+    _check_tol(a, 10, dtype, tol)
+    if spectrum == "flat" and tol != 1e-3:
+        assert stats[0]["restarts"] >= 1  # the restart path ran
+    assert stats[0]["max_basis"] <= _cap(10) == 76
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_lanczos_restarted_exact_low_rank(rng, dtype):
+    s = np.linspace(3.0, 1.0, 30)
+    a = _with_spectrum(rng, 400, 300, s)  # rank 30 < k: the Krylov space breaks down
+    u, s_, vt = ops.truncated_svd(a.astype(dtype), 40, method="lanczos", tol=1e-8 if dtype ==
+                                  np.float64 else 1e-4, random_state=3)
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(s_[:30], s, rtol=tol * 10, atol=tol * 3)
+    assert np.all(np.abs(s_[30:]) < tol * 3)
+    np.testing.assert_allclose((u[:, :30] * s_[:30]) @ vt[:30], a, atol=tol * 30)
+
+
+@pytest.mark.parametrize("tol", [1e-4, None], ids=["1e-4", "auto"])
+def test_lanczos_restarted_k_extremes(rng, tol):
+    a = _with_spectrum(rng, 260, 200, 1.0 / (1.0 + np.arange(200)) ** 0.25)
+    _check_tol(a, 1, np.float64, tol)
+    b = _with_spectrum(rng, 70, 50, 0.9 ** np.arange(50))
+    _check_tol(b, 49, np.float64, tol)        # k = min(m, n) - 1: the whole space
+    _check_tol(b.T.copy(), 49, np.float64, tol)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("fmt", ["csr", "csc"])
+@pytest.mark.parametrize("tol", [1e-3, None], ids=["1e-3", "auto"])
+def test_lanczos_restarted_sparse_flat(rng, monkeypatch, dtype, fmt, tol):
+    # A sparse random matrix: the flat spectrum the restarts are for; empty rows and columns.
+    a = _random_csr(rng, 900, 400, 0.03, np.float64, empty_rows=(0, 10, 11, 899)).tolil()
+    a[:, [1, 200]] = 0
+    a = sp.csr_matrix(a).asformat(fmt)
+    stats = _lanczos_stats(monkeypatch)
+    s, s_ref = _check_tol(a, 20, dtype, tol)
+    assert stats[0]["restarts"] >= 1 and stats[0]["max_basis"] <= _cap(20)
+    u, _, vt = ops.truncated_svd(a.astype(dtype), 20, method="lanczos", tol=tol, random_state=0)
+    assert np.all(np.abs(u[[0, 10, 11, 899]]) < 1e-5)
+    assert np.all(np.abs(vt[:, [1, 200]]) < 1e-5)
+    # same algorithm, same random numbers on the dense copy
+    ud, sd, vtd = ops.truncated_svd(a.toarray().astype(dtype), 20, method="lanczos", tol=tol,
+                                    random_state=0)
+    np.testing.assert_allclose(s, sd, rtol=1e-4 if dtype == np.float32 else 1e-9)
+
+
+def test_lanczos_basis_stays_bounded(rng, monkeypatch):
+    """Flat spectrum, auto: the basis is restarted, never grows, and every product is one block."""
+    from bigmodel.ops import svd as svd_mod
+    widths = []
+
+    class Counting(svd_mod._Operator):
+        def matmat(self, x):
+            widths.append(("A", x.shape[1]))
+            return super().matmat(x)
+
+        def rmatmat(self, x):
+            widths.append(("At", x.shape[1]))
+            return super().rmatmat(x)
+    monkeypatch.setattr(svd_mod, "_Operator", Counting)
+    stats = _lanczos_stats(monkeypatch)
+    a = _random_csr(rng, 3000, 1200, 0.01, np.float64)
+    k, p = 30, 10
+    s, s_ref = _check_tol(a, k, np.float64, None)
+    st = stats[0]
+    b = svd_mod._lanczos_block(k, p)
+    assert b == 16
+    assert st["max_basis"] <= _cap(k, p) < 1200
+    assert st["restarts"] >= 2
+    # m >= n: the basis lives on the n side; the start is Aᵀ·G, each block is A·V then
+    # Aᵀ·(A·V), and one final A·V_k
+    assert widths[0] == ("At", b) and widths[-1] == ("A", k)
+    blocks = widths[1:-1]
+    assert len(blocks) == 2 * st["blocks"]
+    assert all(w == b for _, w in blocks)
+    assert [side for side, _ in blocks] == ["A", "At"] * st["blocks"]
+    assert st["columns"] == b * st["blocks"]
+
+
+def test_lanczos_n_iter_is_fixed_work(rng, monkeypatch):
+    a = _with_spectrum(rng, 300, 200, 1.0 / np.sqrt(1 + np.arange(200)))
+    stats = _lanczos_stats(monkeypatch)
+    ops.truncated_svd(a, 10, method="lanczos", n_iter=6, random_state=0)
+    ops.truncated_svd(a, 10, method="lanczos", n_iter=60, tol=1e-3, random_state=0)
+    ops.truncated_svd(a, 10, method="lanczos", n_iter=2, random_state=0)
+    assert stats[0]["blocks"] == 7 and stats[0]["restarts"] >= 1  # 7 blocks of 20 > 3*20+2*20
+    assert stats[0]["max_basis"] <= 5 * 20
+    assert stats[1]["blocks"] < 61                                # tol met first
+    assert stats[2]["blocks"] == 3 and stats[2]["restarts"] == 0
+
+
+def test_lanczos_reproducible(rng):
+    a = _random_csr(rng, 500, 300, 0.05, np.float64)
+    r1 = ops.truncated_svd(a, 12, method="lanczos", tol=1e-6, random_state=5)
+    r2 = ops.truncated_svd(a, 12, method="lanczos", tol=1e-6, random_state=5)
+    for x, y in zip(r1, r2):
+        np.testing.assert_array_equal(x, y)
+    r3 = ops.truncated_svd(a, 12, method="lanczos", tol=1e-6,
+                           random_state=np.random.RandomState(9))
+    r4 = ops.truncated_svd(a, 12, method="lanczos", tol=1e-6,
+                           random_state=np.random.RandomState(9))
+    for x, y in zip(r3, r4):
+        np.testing.assert_array_equal(x, y)
+    np.testing.assert_allclose(r1[1], r3[1], rtol=0, atol=2e-6 * r1[1][0])  # other seed: within tol
+
+
+def test_lanczos_bad_tol(rng):
+    a = rng.standard_normal((30, 20))
+    for bad in (0, 0.0, -1e-3, 1.0, 2.5, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="tol"):
+            ops.truncated_svd(a, 2, method="lanczos", tol=bad)
+    for bad in ("1e-3", True, [1e-3]):
+        with pytest.raises(TypeError, match="tol"):
+            ops.truncated_svd(a, 2, method="lanczos", tol=bad)
+    with pytest.raises(ValueError, match="tol"):
+        ops.truncated_svd(a, 2, method="randomized", tol=1e-3)
+    ops.truncated_svd(a, 2, method="lanczos", tol=np.float32(1e-4))  # numpy scalars are fine
+
+
+def test_lanczos_restart_cap_warns(rng, monkeypatch):
+    from bigmodel.ops import svd as svd_mod
+    monkeypatch.setattr(svd_mod, "_LANCZOS_MAX_RESTARTS", 1)
+    a = _random_csr(rng, 900, 400, 0.03, np.float64)
+    with pytest.warns(RuntimeWarning, match="restarts"):
+        u, s, vt = ops.truncated_svd(a, 20, method="lanczos", tol=1e-12, random_state=0)
+    assert s.shape == (20,) and np.all(np.isfinite(s))  # the best triplets so far

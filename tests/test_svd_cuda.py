@@ -363,6 +363,23 @@ def test_truncated_svd_cuda_lanczos(cp, rng):
     np.testing.assert_allclose(cp.asnumpy(u), uc, atol=1e-8)
 
 
+@pytest.mark.cuda
+@pytest.mark.parametrize("shape", [(200, 130), (110, 240)], ids=["tall", "wide"])
+def test_truncated_svd_cuda_lanczos_restarted(cp, cpsp, rng, shape):
+    # tol and n_iter='auto': thick restarts (the basis is bounded at 76 < min(m, n) columns),
+    # the same steps on the device as on the host, so the CPU's result up to rounding.
+    a = _with_spectrum(rng, *shape, 1.0 + 0.2 * np.linspace(1.0, 0.0, min(shape)) ** 3)
+    ref = np.linalg.svd(a, compute_uv=False)[:10]
+    for dev, host in ((cp.asarray(a), a), (cpsp.csr_matrix(sp.csr_matrix(a)), sp.csr_matrix(a))):
+        u, s, vt = (cp.asnumpy(x) for x in ops.truncated_svd(dev, 10, method="lanczos",
+                                                               tol=1e-8, random_state=0))
+        uc, sc, vtc = ops.truncated_svd(host, 10, method="lanczos", tol=1e-8, random_state=0)
+        assert np.max(np.abs(s - ref)) <= 1e-8 * ref[0]
+        np.testing.assert_allclose(s, sc, rtol=1e-10)
+        np.testing.assert_allclose(u, uc, atol=1e-6)
+        np.testing.assert_allclose(vt, vtc, atol=1e-6)
+
+
 # ---- truncated SVD, sparse ----------------------------------------------------------------------
 
 @pytest.mark.cuda

@@ -2,9 +2,9 @@
 
 ``truncated_svd(a, k, method='randomized')`` is the Halko–Martinsson–Tropp range finder (Halko,
 Martinsson, Tropp, SIAM Review 2011, Alg. 4.4) with power iterations; ``method='lanczos'`` is a
-block Krylov (block Lanczos with full reorthogonalization, Musco & Musco, NeurIPS 2015) run until
-the top-k singular values stop moving, for slowly decaying spectra and near-machine-precision
-results. Every pass over A is our GEMM (dense) or our CSR SpMM (sparse, C++ OpenMP + SIMD, both
+thick-restarted block Lanczos on AᵀA or AAᵀ (Wu & Simon 2000; Stewart's Krylov–Schur 2001; full
+reorthogonalization, bounded basis) run until the residuals of the top-k Ritz triplets certify
+``tol`` (σ error <= tol * σ1), for slowly decaying spectra and near-machine-precision results. Every pass over A is our GEMM (dense) or our CSR SpMM (sparse, C++ OpenMP + SIMD, both
 A·X and Aᵀ·X without forming Aᵀ); the tall-skinny blocks are orthonormalized with CholeskyQR2
 on our GEMM (Fukaya et al. 2014), shifted CholeskyQR3 when a block is ill-conditioned, and
 Gram-eigenvector completion when it is rank deficient; only (k+p) x (k+p) matrices go to
@@ -20,7 +20,9 @@ up to rounding. Results come back as CuPy arrays.
 """
 from __future__ import annotations
 
+import contextlib
 import numbers
+import warnings
 
 import numpy as np
 
@@ -374,10 +376,14 @@ class _Operator:
 
 # ---- orthonormalization ------------------------------------------------------------------------
 
-def _cholqr_pass(y64, shift=0.0):
-    """One CholeskyQR pass: (y r^-1, r, well_conditioned) with r = chol(y.T y + shift I).T."""
+def _cholqr_pass(y64, shift=0.0, g=None):
+    """One CholeskyQR pass: (y r^-1, r, well_conditioned) with r = chol(y.T y + shift I).T
+    (g: y.T y when the caller has it already, host float64)."""
     xp = _xp(y64)
-    g = _host(_mm(y64, y64, trans_a=True))  # l x l: to the host on the GPU
+    if g is None:
+        g = _host(_mm(y64, y64, trans_a=True))  # l x l: to the host on the GPU
+    else:
+        g = g.copy()
     if shift:
         g[np.diag_indices_from(g)] += shift
     r = np.linalg.cholesky(g).T  # g = r.T @ r, r upper triangular; raises LinAlgError
@@ -526,69 +532,206 @@ def _randomized(op, k, p, n_iter, rng):
     return _ritz(q, op.rmatmat(q), k, op.dtype)
 
 
-def _lanczos(op, k, p, n_iter, rng):
+# Restarted block Lanczos. The orthonormal basis V lives on the smaller side of A (dim =
+# min(m, n)): its reorthogonalization costs dim * d * b per block, and the other side is only
+# ever touched by the products. The Rayleigh quotient G = Vᵀ (AᵀA) V is assembled from the
+# projection coefficients of each new block's AᵀA·V_j (no m x d block is stored), and the
+# Krylov-Schur / thick restart (Wu & Simon, SIAM J. Matrix Anal. Appl. 2000; Stewart 2001)
+# rotates V onto its top Ritz vectors once the basis is full: AᵀA maps a Ritz vector y_i to
+# θ_i y_i plus a part in the span of the last residual block R, so [Y, orth(R)] is again the
+# start of a Krylov decomposition and the expansion goes on from orth(R).
+_LANCZOS_TOL = {np.dtype(np.float32): 1e-5, np.dtype(np.float64): 1e-10}
+_LANCZOS_MAX_RESTARTS = 500
+_LANCZOS_FLOOR = 16  # rounding floor of η, in units of eps * σ1²
+
+
+def _lanczos_block(k, p):
+    """Block size for n_iter='auto'. Each column of a block is one more Krylov degree only for
+    that column, so on flat spectra small blocks need the fewest products (20000x5000 CSR,
+    k=50, tol=1e-3: 576 columns with blocks of 8, 720 with 16, 912 with 24); blocks narrower
+    than ~16 columns leave our SpMM bound by per-call and index costs (1M nnz, one thread:
+    0.9 ms per column at 4 columns, 0.74 at 8, 0.47 at 16), and every block has a fixed
+    cost (projections, a small eigh). 16 above k + p = 32, 8 below."""
+    return min(k + p, 8 if k + p <= 32 else 16)
+
+
+def _project_coef(q, z):
+    """z -= q (qᵀz), one classical Gram-Schmidt pass; returns (z, qᵀz as host float64 (d, w)).
+    What rounding leaves along q (eps * |z|) is removed by _next_block's second pass."""
+    c = _mm(q, z, trans_a=True)
+    gemm(q, c, z, alpha=-1.0, beta=1.0, out=z)
+    return z, _host(c).astype(np.float64)
+
+
+def _project_once(q, z):
+    """z -= q (qᵀz): enough for a z already orthogonal to q up to a small multiple of eps."""
+    if q.shape[1]:
+        gemm(q, _mm(q, z, trans_a=True), z, alpha=-1.0, beta=1.0, out=z)
+    return z
+
+
+def _next_block(v, z, norms0, h, rng):
+    """Orthonormal basis of z (dim, w; projected once against v, h = zᵀz host float64) as the
+    next Krylov block, orthogonal to v.
+
+    Block CGS2 with the QR in between: a CholeskyQR pass on h, one more projection against v,
+    one more CholeskyQR pass. The second projection is needed because rounding left in z along
+    v (eps * |AᵀA V|) is amplified by the QR by cond(z), which is large whenever the block is
+    nearly dependent (1e-3 loss of orthogonality in float32 on a 0.7^i spectrum without it).
+    Breakdown (an invariant subspace was found: dead columns) or a z too ill-conditioned for
+    one pass takes the careful route: dead columns restart at random, two-pass projection,
+    _orth_flag's CholeskyQR2 / shifted CholeskyQR3 / SVQB completion, and once more."""
+    xp = _xp(z)
+    tiny = np.finfo(z.dtype).tiny
+    dead = np.sqrt(np.maximum(np.diag(h), 0.0)) <= 1e-10 * np.maximum(norms0, tiny)
+    if not dead.any():
+        try:
+            q64, _, ok = _cholqr_pass(_as64(z), g=h)
+        except np.linalg.LinAlgError:
+            ok = False
+        if ok:
+            qn = _padded(z.shape[0], z.shape[1], z.dtype, xp)
+            qn[...] = q64
+            return _orth(_project_once(v, qn), passes=1, rng=rng)
+    if dead.any():
+        cols = dead if xp is np else xp.asarray(np.flatnonzero(dead))
+        z[:, cols] = _to(xp, rng.standard_normal((z.shape[0], int(dead.sum()))))
+    z = _project_out(v, z)
+    qn = _orth(z, passes=2, rng=rng)
+    return _orth(_project_out(v, qn), passes=1, rng=rng)
+
+
+_BLAS_CONTROLLER = []
+
+
+def _one_blas_thread():
+    """Context manager: the host BLAS/LAPACK (numpy.linalg on the basis-sized matrices) on one
+    thread, when threadpoolctl is installed. The restarted Lanczos makes a few small LAPACK
+    calls per block between our OpenMP kernels; OpenBLAS threads spin after each call and take
+    the cores from our kernel threads: ML-100k k=20 with 2 OpenMP + 2 OpenBLAS threads took
+    365-517 ms against 58 ms with OpenBLAS on one thread (2 cores)."""
+    try:
+        import threadpoolctl
+    except ImportError:
+        return contextlib.nullcontext()
+    if not _BLAS_CONTROLLER:
+        _BLAS_CONTROLLER.append(threadpoolctl.ThreadpoolController())
+    return _BLAS_CONTROLLER[0].limit(limits=1, user_api="blas")
+
+
+def _lanczos(op, k, p, n_iter, tol, rng, stats=None):
+    """Top-k (U, S, Vt) by thick-restarted block Lanczos on AᵀA (or AAᵀ, the smaller one).
+
+    n_iter None: blocks of _lanczos_block(k, p) columns until every one of the top k Ritz
+    triplets has a residual below tol * σ1 (see below). n_iter an int: n_iter + 1 blocks of
+    k + p columns (the same work whatever the spectrum), stopping early only when tol is given
+    and met. The basis is restarted to its top `keep` Ritz vectors (k + max(p, 0.8 k) for
+    'auto', k + p for an int n_iter) whenever it would outgrow 3 keep + 2 b columns. `stats` (a
+    dict) receives counters.
+
+    Convergence: for a Ritz pair (θ, y) of AᵀA, AᵀA y - θ y = R s (R: the projected last
+    block, s: y's last-block coordinates), η = |R s|. Then some σ² lies within η of θ, so
+    |σ - sqrt(θ)| <= min(η / sqrt(θ), sqrt(η)); a triplet has converged when that bound is
+    <= tol * σ1, or when η is at the rounding floor of the products (~eps * σ1²).
+    """
     m, n = op.shape
-    b = min(k + p, m, n)
-    dmax = min(m, n)
-    max_blocks = n_iter + 1 if n_iter is not None else max(2, dmax // b + 1)
-    tol = 1e-12 if op.dtype == np.float64 else 1e-6
-    ld = -(-dmax // _PAD) * _PAD
+    if m >= n:  # basis side n: products A·V then Aᵀ·(A·V)
+        dim, fwd, back = n, op.matmat, op.rmatmat
+    else:
+        dim, fwd, back = m, op.rmatmat, op.matmat
     xp = op.xp
-    q_all = xp.empty((m, ld), op.dtype)
-    w_all = xp.empty((n, ld), op.dtype)
-    gram = np.zeros((dmax, dmax))  # on the host
+    if n_iter is None:
+        # Keeping ~1.8k Ritz vectors at a restart instead of k + 10 halves the products for tight
+        # tolerances (20000x5000 CSR, k=50, tol=1e-10: 1440 columns instead of 2544) and
+        # changes little at loose ones (672 instead of 720 at 1e-3).
+        keep = min(k + max(p, (4 * k) // 5), dim)
+        b, max_blocks = min(_lanczos_block(k, p), dim), None
+        tol = _LANCZOS_TOL[np.dtype(op.dtype)] if tol is None else tol
+    else:
+        keep = min(k + p, dim)
+        b, max_blocks = keep, n_iter + 1
+    cap = min(dim, 3 * keep + 2 * b)  # basis bound; >= keep + b (room after a restart)
+    ld = -(-cap // _PAD) * _PAD
+    v = xp.empty((dim, ld), op.dtype)
+    spare = None
+    gram = np.zeros((cap, cap))  # Vᵀ AᵀA V, on the host
+    floor = _LANCZOS_FLOOR * np.finfo(op.dtype).eps
+    st = dict(blocks=0, restarts=0, max_basis=0, columns=0)
+    # Start in range(Aᵀ) (range(A) for a wide A; one product): empty columns (rows) of A then
+    # stay exactly zero in the basis; a random start keeps weight ~tol there.
+    blk = _orth(back(_gaussian(rng, (m + n - dim, b), op.dtype, xp)), passes=2, rng=rng)
     d = 0
-    z = op.matmat(_gaussian(rng, (n, b), op.dtype, xp))
-    prev, quiet = None, 0
-    for it in range(max_blocks):
-        width = min(b, dmax - d)
-        if width <= 0:
-            break
-        z = z[:, :width]
+    ritz = None  # (θ descending, eigenvectors) of gram[:d, :d]
+    while True:
+        w = blk.shape[1]
+        v[:, d:d + w] = blk
+        d0, d = d, d + w
+        st["max_basis"] = max(st["max_basis"], d)
+        z = back(fwd(v[:, d0:d]))  # AᵀA on the new block (dim, w)
+        st["blocks"] += 1
+        st["columns"] += w
         norms0 = _host(xp.linalg.norm(z, axis=0))
-        z = _project_out(q_all[:, :d], z)
-        # Breakdown (an invariant subspace was found): restart the dead columns at random.
-        dead = (_host(xp.linalg.norm(z, axis=0))
-                <= 1e-10 * np.maximum(norms0, np.finfo(op.dtype).tiny))
-        if dead.any():
-            cols = dead if xp is np else xp.asarray(np.flatnonzero(dead))
-            z[:, cols] = _to(xp, rng.standard_normal((m, int(dead.sum()))))
-            z = _project_out(q_all[:, :d], z)
-        # Block CGS2 then CholeskyQR2; once more when the block was numerically rank deficient
-        # (its random completion is not orthogonal to q_all yet) or lost most of its norm to
-        # the projection (rounding left in it along q_all is then amplified by the QR).
-        kept = _host(xp.linalg.norm(z, axis=0)) / np.maximum(norms0, np.finfo(op.dtype).tiny)
-        qn, fallback = _orth_flag(z, passes=2, rng=rng)
-        if fallback or kept.min() < 1e-2:
-            qn = _orth(_project_out(q_all[:, :d], qn), passes=1, rng=rng)
-        q_all[:, d:d + width] = qn
-        wn = op.rmatmat(q_all[:, d:d + width])
-        w_all[:, d:d + width] = wn
-        # Gram matrix of w_all, grown by one block row/column: n*d*b flops per block, not n*d^2.
-        wn64 = _as64(wn)
-        gram[:d + width, d:d + width] = _host(_mm(_as64(w_all[:, :d + width]), wn64,
-                                                  trans_a=True))
-        gram[d:d + width, :d] = gram[:d, d:d + width].T
-        d += width
-        if d >= k:
-            # Ritz values from the Gram matrix (only l x l goes to LAPACK): accurate to about
-            # eps * s[0]^2 / s_i, enough to see them stop moving at tol * s[0].
-            lam = np.linalg.eigvalsh(gram[:d, :d])[::-1][:k]
-            s = np.sqrt(np.maximum(lam, 0))
-            if prev is not None and np.max(np.abs(s - prev)) <= tol * s[0]:
-                quiet += 1
-                if quiet >= 2 and n_iter is None:
-                    break
-            else:
-                quiet = 0
-            prev = s
-        if it + 1 < max_blocks and d < dmax:
-            z = op.matmat(wn)  # (A A.T) q_last: the next Krylov block
-    return _ritz(q_all[:, :d], w_all[:, :d], k, op.dtype)
+        z, c = _project_coef(v[:, :d], z)
+        gram[:d0, d0:d] = c[:d0]
+        gram[d0:d, :d0] = c[:d0].T
+        gram[d0:d, d0:d] = (c[d0:] + c[d0:].T) / 2
+        z64 = _as64(z)
+        h = _host(_mm(z64, z64, trans_a=True))  # RᵀR of the residual block R = z
+        ritz = None
+        done = d >= dim or (max_blocks is not None and st["blocks"] >= max_blocks)
+        if tol is not None and d >= k and not done:
+            lam, zv = np.linalg.eigh(gram[:d, :d])
+            ritz = lam[::-1], zv[:, ::-1]
+            theta = np.maximum(ritz[0][:k], 0.0)
+            s1 = np.sqrt(theta[0])
+            y = ritz[1][d0:d, :k]
+            eta = np.sqrt(np.maximum(np.einsum("ij,ik,kj->j", y, h, y), 0.0))
+            bound = np.minimum(eta / np.maximum(np.sqrt(theta), np.finfo(float).tiny),
+                               np.sqrt(eta))
+            conv = (bound <= tol * s1) | (eta <= floor * theta[0])
+            st["converged"] = int(conv.sum())
+            done = bool(conv.all()) or st["restarts"] >= _LANCZOS_MAX_RESTARTS
+        if done:
+            break
+        blk = _next_block(v[:, :d], z, norms0, h, rng)
+        if d + b > cap and cap < dim:
+            # Thick restart: V <- V Z[:, :keep] (the top Ritz vectors), G <- diag(θ).
+            if ritz is None:
+                lam, zv = np.linalg.eigh(gram[:d, :d])
+                ritz = lam[::-1], zv[:, ::-1]
+            if spare is None:
+                spare = xp.empty_like(v)
+            zk = _to(xp, np.ascontiguousarray(ritz[1][:, :keep], dtype=op.dtype))
+            gemm(v[:, :d], zk, out=spare[:, :keep])
+            v, spare = spare, v
+            gram[:] = 0.0
+            gram[np.arange(keep), np.arange(keep)] = ritz[0][:keep]
+            d = keep
+            ritz = None
+            st["restarts"] += 1
+        blk = blk[:, :min(b, dim - d)]  # the last block of a full basis may be narrower
+    if st["restarts"] >= _LANCZOS_MAX_RESTARTS:
+        warnings.warn(f"truncated_svd: method='lanczos' stopped after {st['restarts']} restarts "
+                      f"with {st.get('converged', 0)} of k={k} triplets converged to tol={tol}",
+                      RuntimeWarning, stacklevel=3)
+    if ritz is None:
+        lam, zv = np.linalg.eigh(gram[:d, :d])
+        ritz = lam[::-1], zv[:, ::-1]
+    if stats is not None:
+        stats.update(st)
+    # Final Rayleigh-Ritz on the top-k Ritz vectors through the products themselves (an SVD of
+    # A·V_k, accurate for small σ too, where θ from G carries eps * σ1² absolute error).
+    vk = gemm(v[:, :d], _to(xp, np.ascontiguousarray(ritz[1][:, :k], dtype=op.dtype)))
+    vk = _orth(vk, passes=1, rng=rng)
+    u, s, vt = _ritz(vk, fwd(vk), k, op.dtype)
+    if m >= n:  # _ritz factored Aᵀ: swap the sides
+        u, vt = xp.ascontiguousarray(vt.T), xp.ascontiguousarray(u.T)
+        u, vt = _fix_signs(u, vt)
+    return u, s, vt
 
 
 def truncated_svd(a, k, *, n_oversamples=10, n_iter="auto", method="randomized",
-                  random_state=None):
+                  random_state=None, tol=None):
     """Top-k singular triplets ``(U, S, Vt)`` of a dense array or SciPy CSR/CSC matrix.
 
     a: (m, n) float32/float64 NumPy array or scipy.sparse CSR/CSC matrix (float32/float64), or
@@ -599,9 +742,14 @@ def truncated_svd(a, k, *, n_oversamples=10, n_iter="auto", method="randomized",
 
     method='randomized' (defaults as scikit-learn's randomized_svd): n_oversamples extra
     columns, n_iter power iterations ('auto': 7 if k < 0.1 * min(m, n) else 4).
-    method='lanczos': block Krylov with block size k + n_oversamples and full
-    reorthogonalization; n_iter='auto' adds blocks until the top-k singular values are
-    stationary to ~machine precision (an int fixes the number of extra blocks).
+    method='lanczos': thick-restarted block Lanczos with full reorthogonalization and a basis
+    bounded to ~3 (k + max(n_oversamples, 0.8 k)) columns. n_iter='auto' adds blocks (of 8 or
+    16 columns) until every returned σ_i is certified within tol * S[0] of the true σ_i by its
+    residual; tol defaults to 1e-10 for float64 and 1e-5 for float32 (near machine precision
+    in S, whose error is in practice ~ the square of the residual); tol=1e-3 is the cheap
+    setting for a 1e-3-accurate spectrum. An int n_iter is a fixed amount of work: n_iter + 1
+    blocks of k + n_oversamples columns (restarting when the basis is full), stopping earlier
+    only when a tol is given and met. tol (0 < tol < 1) applies to method='lanczos' only.
 
     >>> import numpy as np
     >>> from bigmodel.ops import truncated_svd
@@ -633,6 +781,15 @@ def truncated_svd(a, k, *, n_oversamples=10, n_iter="auto", method="randomized",
         raise ValueError(f"{fn}: n_iter must be >= 0, got {n_iter}")
     if method not in _METHODS:
         raise ValueError(f"{fn}: method must be one of {_METHODS}, got {method!r}")
+    if tol is not None:
+        if isinstance(tol, bool) or not isinstance(tol, numbers.Real):
+            raise TypeError(f"{fn}: tol must be None or a float, got {type(tol).__name__}")
+        if not 0.0 < float(tol) < 1.0:  # NaN fails too
+            raise ValueError(f"{fn}: tol must satisfy 0 < tol < 1, got tol={tol!r}")
+        if method != "lanczos":
+            raise ValueError(f"{fn}: tol applies to method='lanczos' only, got tol={tol!r} "
+                             f"with method={method!r}")
+        tol = float(tol)
     if isinstance(random_state, np.random.RandomState):
         rng = np.random.default_rng(random_state.randint(0, 2 ** 63 - 1, dtype=np.int64))
     elif random_state is None or isinstance(random_state, np.random.Generator) or (
@@ -654,8 +811,9 @@ def truncated_svd(a, k, *, n_oversamples=10, n_iter="auto", method="randomized",
         q = (7 if k < 0.1 * min(m, n) else 4) if n_iter == "auto" else int(n_iter)
         u, s, vt = _randomized(op, k, int(n_oversamples), q, rng)
     else:
-        u, s, vt = _lanczos(op, k, int(n_oversamples), None if n_iter == "auto" else int(n_iter),
-                            rng)
+        with _one_blas_thread():
+            u, s, vt = _lanczos(op, k, int(n_oversamples),
+                                None if n_iter == "auto" else int(n_iter), tol, rng)
     if scale != 1.0:
         s = (s * scale).astype(s.dtype)
     return u, s, vt
