@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _backend
-from ._backend import _core
+from ._backend import _core, cuda_call
 from ._checks import finite_number, flag, integer
 
 
@@ -43,7 +43,7 @@ def relu(x):
     if xp is np:
         _core.relu_forward(xc, y)
     else:
-        _backend.cuda_call("relu_forward", xc.data.ptr, y.data.ptr, xc.size, str(xc.dtype))
+        cuda_call("relu_forward", xc.data.ptr, y.data.ptr, xc.size, str(xc.dtype))
     return y.reshape(x.shape)  # ascontiguousarray makes a 0-d array 1-d
 
 
@@ -58,7 +58,7 @@ def relu_backward(dy, x):
     if xp is np:
         _core.relu_backward(dy, x, dx)
     else:
-        _backend.cuda_call("relu_backward", dy.data.ptr, x.data.ptr, dx.data.ptr, x.size, str(x.dtype))
+        cuda_call("relu_backward", dy.data.ptr, x.data.ptr, dx.data.ptr, x.size, str(x.dtype))
     return dx.reshape(shp)
 
 
@@ -81,7 +81,7 @@ def sgd_update(w, g, buf, *, lr, momentum=0.0, weight_decay=0.0, nesterov=False,
     if xp is np:
         _core.sgd_update(w, g, buf, *hyper, *flags)
     else:
-        _backend.cuda_call("sgd_update", w.data.ptr, g.data.ptr, buf.data.ptr, w.size, *hyper, *flags,
+        cuda_call("sgd_update", w.data.ptr, g.data.ptr, buf.data.ptr, w.size, *hyper, *flags,
                    str(w.dtype))
 
 
@@ -112,5 +112,5 @@ def adam_update(w, g, m, v, *, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.
     if xp is np:
         _core.adam_update(w, g, m, v, lr, b1, b2, eps, wd, decoupled, step)
     else:
-        _backend.cuda_call("adam_update", w.data.ptr, g.data.ptr, m.data.ptr, v.data.ptr, w.size, lr, b1,
+        cuda_call("adam_update", w.data.ptr, g.data.ptr, m.data.ptr, v.data.ptr, w.size, lr, b1,
                    b2, eps, wd, decoupled, step, str(w.dtype))

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _backend
-from ._backend import _core
+from ._backend import _core, cuda_call
 from ._checks import finite_number, float_array, integer, real_number, same_dtype, shape
 
 
@@ -42,7 +42,7 @@ def _softmax(op, x, axis, log):
     if rows.size and xp is np:
         _core.softmax_forward(rows, y, log)
     elif rows.size:
-        _backend.cuda_call("softmax_forward", rows.data.ptr, y.data.ptr, *rows.shape, log, str(rows.dtype))
+        cuda_call("softmax_forward", rows.data.ptr, y.data.ptr, *rows.shape, log, str(rows.dtype))
     return xp.moveaxis(y.reshape(mshape), -1, axis)
 
 
@@ -60,7 +60,7 @@ def _softmax_bwd(op, dy, y, axis, log):
     if yr.size and xp is np:
         _core.softmax_backward(dyr, yr, dx, log)
     elif yr.size:
-        _backend.cuda_call("softmax_backward", dyr.data.ptr, yr.data.ptr, dx.data.ptr, *yr.shape, log,
+        cuda_call("softmax_backward", dyr.data.ptr, yr.data.ptr, dx.data.ptr, *yr.shape, log,
                    str(yr.dtype))
     return xp.moveaxis(dx.reshape(mshape), -1, axis)
 
@@ -147,7 +147,7 @@ def cross_entropy(logits, targets, *, ignore_index=-100, label_smoothing=0.0, re
     if x.size and xp is np:
         _core.cross_entropy_forward(x, t, loss, ignore, eps)
     elif x.size:
-        _backend.cuda_call("cross_entropy_forward", x.data.ptr, t.data.ptr, loss.data.ptr, *x.shape,
+        cuda_call("cross_entropy_forward", x.data.ptr, t.data.ptr, loss.data.ptr, *x.shape,
                    ignore, eps, str(x.dtype))
     else:
         loss[...] = 0
@@ -190,7 +190,7 @@ def cross_entropy_backward(grad, logits, targets, *, ignore_index=-100, label_sm
     if x.size and xp is np:
         _core.cross_entropy_backward(x, t, w, dx, ignore, eps)
     elif x.size:
-        _backend.cuda_call("cross_entropy_backward", x.data.ptr, t.data.ptr, w.data.ptr, dx.data.ptr,
+        cuda_call("cross_entropy_backward", x.data.ptr, t.data.ptr, w.data.ptr, dx.data.ptr,
                    *x.shape, ignore, eps, str(x.dtype))
     if logits.ndim == 1:
         return dx[0]
@@ -310,7 +310,7 @@ def _ptr(x):
 
 
 def _ln_forward_cuda(rows, w, b, y, mean, rstd, eps):
-    _backend.cuda_call("layer_norm_forward", rows.data.ptr, _ptr(w), _ptr(b), y.data.ptr, mean.data.ptr,
+    cuda_call("layer_norm_forward", rows.data.ptr, _ptr(w), _ptr(b), y.data.ptr, mean.data.ptr,
                rstd.data.ptr, *rows.shape, eps, str(rows.dtype))
 
 
@@ -322,6 +322,6 @@ def _ln_backward_cuda(dy, rows, w, mean, rstd, dx, dw, db):
     work = None
     if dw is not None or db is not None:
         work = cupy.empty(_backend.cuda().layer_norm_backward_workspace(N, D), dtype=rows.dtype)
-    _backend.cuda_call("layer_norm_backward", dy.data.ptr, rows.data.ptr, _ptr(w), mean.data.ptr,
+    cuda_call("layer_norm_backward", dy.data.ptr, rows.data.ptr, _ptr(w), mean.data.ptr,
                rstd.data.ptr, dx.data.ptr, _ptr(dw), _ptr(db), _ptr(work),
                0 if work is None else int(work.size), N, D, str(rows.dtype))

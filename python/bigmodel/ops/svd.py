@@ -4,7 +4,8 @@
 Martinsson, Tropp, SIAM Review 2011, Alg. 4.4) with power iterations; ``method='lanczos'`` is a
 thick-restarted block Lanczos on AᵀA or AAᵀ (Wu & Simon 2000; Stewart's Krylov–Schur 2001; full
 reorthogonalization, bounded basis) run until the residuals of the top-k Ritz triplets certify
-``tol`` (σ error <= tol * σ1), for slowly decaying spectra and near-machine-precision results. Every pass over A is our GEMM (dense) or our CSR SpMM (sparse, C++ OpenMP + SIMD, both
+``tol`` (σ error <= tol * σ1), for slowly decaying spectra and near-machine-precision results.
+Every pass over A is our GEMM (dense) or our CSR SpMM (sparse, C++ OpenMP + SIMD, both
 A·X and Aᵀ·X without forming Aᵀ); the tall-skinny blocks are orthonormalized with CholeskyQR2
 on our GEMM (Fukaya et al. 2014), shifted CholeskyQR3 when a block is ill-conditioned, and
 Gram-eigenvector completion when it is rank deficient; only (k+p) x (k+p) matrices go to
@@ -463,13 +464,19 @@ def _orth_flag(y, passes=2, rng=None):
     return out, fallback
 
 
-def _project_out(q_all, z):
-    """z -= q_all @ (q_all.T @ z), twice (classical Gram-Schmidt twice is enough)."""
-    if q_all.shape[1] == 0:
-        return z
-    for _ in range(2):
-        c = _mm(q_all, z, trans_a=True)
-        gemm(q_all, c, z, alpha=-1.0, beta=1.0, out=z)
+def _project_coef(q, z):
+    """z -= q (qᵀz), one classical Gram-Schmidt pass; returns (z, qᵀz)."""
+    c = _mm(q, z, trans_a=True)
+    gemm(q, c, z, alpha=-1.0, beta=1.0, out=z)
+    return z, c
+
+
+def _project_out(q_all, z, passes=2):
+    """z -= q_all @ (q_all.T @ z), twice by default (classical Gram-Schmidt twice is enough;
+    one pass for a z already orthogonal to q_all up to a small multiple of eps)."""
+    if q_all.shape[1]:
+        for _ in range(passes):
+            _project_coef(q_all, z)
     return z
 
 
@@ -555,19 +562,10 @@ def _lanczos_block(k, p):
     return min(k + p, 8 if k + p <= 32 else 16)
 
 
-def _project_coef(q, z):
-    """z -= q (qᵀz), one classical Gram-Schmidt pass; returns (z, qᵀz as host float64 (d, w)).
-    What rounding leaves along q (eps * |z|) is removed by _next_block's second pass."""
-    c = _mm(q, z, trans_a=True)
-    gemm(q, c, z, alpha=-1.0, beta=1.0, out=z)
-    return z, _host(c).astype(np.float64)
-
-
-def _project_once(q, z):
-    """z -= q (qᵀz): enough for a z already orthogonal to q up to a small multiple of eps."""
-    if q.shape[1]:
-        gemm(q, _mm(q, z, trans_a=True), z, alpha=-1.0, beta=1.0, out=z)
-    return z
+def _ritz_pairs(gram, d):
+    """(θ descending, eigenvectors in the same order) of the leading d x d block of gram."""
+    lam, zv = np.linalg.eigh(gram[:d, :d])
+    return lam[::-1], zv[:, ::-1]
 
 
 def _next_block(v, z, norms0, h, rng):
@@ -592,7 +590,7 @@ def _next_block(v, z, norms0, h, rng):
         if ok:
             qn = _padded(z.shape[0], z.shape[1], z.dtype, xp)
             qn[...] = q64
-            return _orth(_project_once(v, qn), passes=1, rng=rng)
+            return _orth(_project_out(v, qn, passes=1), passes=1, rng=rng)
     if dead.any():
         cols = dead if xp is np else xp.asarray(np.flatnonzero(dead))
         z[:, cols] = _to(xp, rng.standard_normal((z.shape[0], int(dead.sum()))))
@@ -671,7 +669,10 @@ def _lanczos(op, k, p, n_iter, tol, rng, stats=None):
         st["blocks"] += 1
         st["columns"] += w
         norms0 = _host(xp.linalg.norm(z, axis=0))
+        # One pass (its coefficients fill G); _next_block's second pass removes what rounding
+        # leaves along V.
         z, c = _project_coef(v[:, :d], z)
+        c = _host(c).astype(np.float64)
         gram[:d0, d0:d] = c[:d0]
         gram[d0:d, :d0] = c[:d0].T
         gram[d0:d, d0:d] = (c[d0:] + c[d0:].T) / 2
@@ -680,8 +681,7 @@ def _lanczos(op, k, p, n_iter, tol, rng, stats=None):
         ritz = None
         done = d >= dim or (max_blocks is not None and st["blocks"] >= max_blocks)
         if tol is not None and d >= k and not done:
-            lam, zv = np.linalg.eigh(gram[:d, :d])
-            ritz = lam[::-1], zv[:, ::-1]
+            ritz = _ritz_pairs(gram, d)
             theta = np.maximum(ritz[0][:k], 0.0)
             s1 = np.sqrt(theta[0])
             y = ritz[1][d0:d, :k]
@@ -697,8 +697,7 @@ def _lanczos(op, k, p, n_iter, tol, rng, stats=None):
         if d + b > cap and cap < dim:
             # Thick restart: V <- V Z[:, :keep] (the top Ritz vectors), G <- diag(θ).
             if ritz is None:
-                lam, zv = np.linalg.eigh(gram[:d, :d])
-                ritz = lam[::-1], zv[:, ::-1]
+                ritz = _ritz_pairs(gram, d)
             if spare is None:
                 spare = xp.empty_like(v)
             zk = _to(xp, np.ascontiguousarray(ritz[1][:, :keep], dtype=op.dtype))
@@ -715,8 +714,7 @@ def _lanczos(op, k, p, n_iter, tol, rng, stats=None):
                       f"with {st.get('converged', 0)} of k={k} triplets converged to tol={tol}",
                       RuntimeWarning, stacklevel=3)
     if ritz is None:
-        lam, zv = np.linalg.eigh(gram[:d, :d])
-        ritz = lam[::-1], zv[:, ::-1]
+        ritz = _ritz_pairs(gram, d)
     if stats is not None:
         stats.update(st)
     # Final Rayleigh-Ritz on the top-k Ritz vectors through the products themselves (an SVD of
