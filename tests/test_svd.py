@@ -62,6 +62,26 @@ def test_spmm_csr_views_and_duplicates(rng):
     assert (out_big[:, :2] == 7).all() and (out_big[:, 7:] == 7).all()  # nothing past the view
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("k", [1, 5, 13, 30, 33])
+def test_spmm_csr_ignores_memory_past_the_view(isa, rng, dtype, k):
+    # The AVX-512 forward kernel reads whole vectors of x's rows, past column k into what
+    # follows (padding, or the next row); NaN there must not reach the result.
+    a = _random_csr(rng, 41, 23, 0.3, dtype, empty_rows=(2,))
+    big = np.full((23, k + 40), np.nan, dtype)
+    big[:, 7:7 + k] = rng.standard_normal((23, k))
+    x = big[:, 7:7 + k]
+    np.testing.assert_allclose(ops.spmm_csr(a, x), reference.spmm_csr(a, x),
+                               rtol=TOL[dtype] * 10, atol=TOL[dtype] * 10)
+    xt = np.full((41, k + 3), np.nan, dtype)
+    xt[:, :k] = rng.standard_normal((41, k))
+    out = np.full((23, k + 5), np.nan, dtype)
+    ops.spmm_csr(a, xt[:, :k], transpose=True, out=out[:, 1:1 + k])
+    np.testing.assert_allclose(out[:, 1:1 + k], reference.spmm_csr(a, xt[:, :k], transpose=True),
+                               rtol=TOL[dtype] * 10, atol=TOL[dtype] * 10)
+    assert np.isnan(out[:, 0]).all() and np.isnan(out[:, 1 + k:]).all()
+
+
 def test_spmm_csr_bad_input(rng):
     a = _random_csr(rng, 10, 8, 0.3, np.float64)
     with pytest.raises(ValueError, match="x has"):

@@ -1,5 +1,6 @@
 // CSR SpMM kernels for the avx512 path: spmm_kernels.h with 64-byte vectors (per-ISA flags from
 // CMakeLists.txt). See svd.h.
+#include <immintrin.h>
 #include <omp.h>
 
 #include <algorithm>
