@@ -39,6 +39,18 @@ inline void store_f32(__m512 (&acc)[MR][NV], float* c, int64_t rs_c, int64_t cs_
     __mmask16 km[NV];
     for (int v = 0; v < NV; ++v) km[v] = lane_mask<NV>(n, v);
     const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+    if (n == 16 * NV) {  // full width: plain stores (a masked store costs more on Zen 4)
+      for (int i = 0; i < m && i < MR; ++i) {
+        float* row = c + i * rs_c;
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v) {
+          __m512 r = _mm512_mul_ps(acc[i][v], va);
+          if (beta != 0.f) r = _mm512_fmadd_ps(_mm512_loadu_ps(row + 16 * v), vb, r);
+          _mm512_storeu_ps(row + 16 * v, r);
+        }
+      }
+      return;
+    }
     for (int i = 0; i < m && i < MR; ++i) {
       float* row = c + i * rs_c;
 #pragma GCC unroll 4
@@ -262,6 +274,11 @@ struct KernF64 {
 void sgemm(int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t rs_a,
            int64_t cs_a, const float* B, int64_t rs_b, int64_t cs_b, float beta, float* C,
            int64_t rs_c, int64_t cs_c, int nt) {
+  // N <= 32: a 64-wide tile would compute twice the columns needed; the 12 x 32 tile does none
+  // extra (943x32x32, one thread: 45 -> see NOTES.md GEMM item 12).
+  if (N <= 32 && KernF32::NR > 32)
+    return gemm_detail::gemm_driver<KernF32T<12, 2>>(M, N, K, alpha, A, rs_a, cs_a, B, rs_b,
+                                                     cs_b, beta, C, rs_c, cs_c, nt);
   gemm_detail::gemm_driver<KernF32>(M, N, K, alpha, A, rs_a, cs_a, B, rs_b, cs_b, beta, C, rs_c,
                                     cs_c, nt);
 }
