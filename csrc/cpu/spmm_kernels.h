@@ -107,30 +107,34 @@ static inline bool spmm_columns(int64_t K, int64_t p0, int64_t p1, const I* indi
 // so K columns cost ceil(K / 4L) passes over the row's nonzeros. The generic walk above needs up
 // to 5 passes for a ragged K (e.g. K = 30 doubles: 3 vectors, a half, 2 scalars), and each pass
 // gathers the same rows of X again: ML-100k (100K nnz), K = 30 fp64, one thread, 0.53 ms -> 0.2.
-template <typename T> struct Zmm;
-template <> struct Zmm<float> {
-  using v = __m512;
-  using mask = __mmask16;
-  static constexpr int L = 16;
-  static inline v zero() { return _mm512_setzero_ps(); }
-  static inline v set1(float s) { return _mm512_set1_ps(s); }
-  static inline v load(const float* p) { return _mm512_loadu_ps(p); }
-  static inline v load(const float* p, mask k) { return _mm512_maskz_loadu_ps(k, p); }
-  static inline void store(float* p, v x) { _mm512_storeu_ps(p, x); }
-  static inline void store(float* p, v x, mask k) { _mm512_mask_storeu_ps(p, k, x); }
-  static inline v fma(v a, v b, v c) { return _mm512_fmadd_ps(a, b, c); }
-};
-template <> struct Zmm<double> {
-  using v = __m512d;
-  using mask = __mmask8;
-  static constexpr int L = 8;
-  static inline v zero() { return _mm512_setzero_pd(); }
-  static inline v set1(double s) { return _mm512_set1_pd(s); }
-  static inline v load(const double* p) { return _mm512_loadu_pd(p); }
-  static inline v load(const double* p, mask k) { return _mm512_maskz_loadu_pd(k, p); }
-  static inline void store(double* p, v x) { _mm512_storeu_pd(p, x); }
-  static inline void store(double* p, v x, mask k) { _mm512_mask_storeu_pd(p, k, x); }
-  static inline v fma(v a, v b, v c) { return _mm512_fmadd_pd(a, b, c); }
+
+// One 512-bit vector of T (float or double) and the operations the kernels use.
+template <typename T> struct ZmmTypes;
+template <> struct ZmmTypes<float> { using v = __m512; using mask = __mmask16; };
+template <> struct ZmmTypes<double> { using v = __m512d; using mask = __mmask8; };
+template <typename T>
+struct Zmm {
+  static constexpr bool F = std::is_same<T, float>::value;
+  using v = typename ZmmTypes<T>::v;
+  using mask = typename ZmmTypes<T>::mask;
+  static constexpr int L = 64 / sizeof(T);
+#define BM_ZMM_OP(ps_expr, pd_expr) \
+  if constexpr (F) return ps_expr; \
+  else return pd_expr;
+  static inline v zero() { BM_ZMM_OP(_mm512_setzero_ps(), _mm512_setzero_pd()) }
+  static inline v set1(T s) { BM_ZMM_OP(_mm512_set1_ps(s), _mm512_set1_pd(s)) }
+  static inline v load(const T* p) { BM_ZMM_OP(_mm512_loadu_ps(p), _mm512_loadu_pd(p)) }
+  static inline v load(const T* p, mask k) {
+    BM_ZMM_OP(_mm512_maskz_loadu_ps(k, p), _mm512_maskz_loadu_pd(k, p))
+  }
+  static inline void store(T* p, v x) { BM_ZMM_OP(_mm512_storeu_ps(p, x), _mm512_storeu_pd(p, x)) }
+  static inline void store(T* p, v x, mask k) {
+    BM_ZMM_OP(_mm512_mask_storeu_ps(p, k, x), _mm512_mask_storeu_pd(p, k, x))
+  }
+  static inline v fma(v a, v b, v c) {
+    BM_ZMM_OP(_mm512_fmadd_ps(a, b, c), _mm512_fmadd_pd(a, b, c))
+  }
+#undef BM_ZMM_OP
 };
 
 // Forward, one row of A, a pass of NV vectors. X rows are read whole, also the last vector of a
@@ -188,7 +192,8 @@ struct FwdPassZ {
   int nv;
   typename Zmm<T>::mask store;
 
-  FwdPassZ(const T* X0, int64_t ldx_, int64_t N_, int64_t c, int64_t w) : X(X0 + c), ldx(ldx_), N(N_) {
+  FwdPassZ(const T* X0, int64_t ldx_, int64_t N_, int64_t c, int64_t w)
+      : X(X0 + c), ldx(ldx_), N(N_) {
     constexpr int L = Zmm<T>::L;
     nv = static_cast<int>((w + L - 1) / L);
     const int64_t r = w - (nv - 1) * L;  // lanes of the last vector
@@ -203,11 +208,12 @@ struct FwdPassZ {
   }
 
   bool run(int64_t p0, int64_t p1, const I* indices, const T* data, T* y) const {
+    const T* e = edge.data();
     switch (nv) {
-      case 1: return row_fwd_zmm<T, I, 1>(p0, p1, indices, data, X, ldx, N, wide, edge.data(), y, store);
-      case 2: return row_fwd_zmm<T, I, 2>(p0, p1, indices, data, X, ldx, N, wide, edge.data(), y, store);
-      case 3: return row_fwd_zmm<T, I, 3>(p0, p1, indices, data, X, ldx, N, wide, edge.data(), y, store);
-      default: return row_fwd_zmm<T, I, 4>(p0, p1, indices, data, X, ldx, N, wide, edge.data(), y, store);
+      case 1: return row_fwd_zmm<T, I, 1>(p0, p1, indices, data, X, ldx, N, wide, e, y, store);
+      case 2: return row_fwd_zmm<T, I, 2>(p0, p1, indices, data, X, ldx, N, wide, e, y, store);
+      case 3: return row_fwd_zmm<T, I, 3>(p0, p1, indices, data, X, ldx, N, wide, e, y, store);
+      default: return row_fwd_zmm<T, I, 4>(p0, p1, indices, data, X, ldx, N, wide, e, y, store);
     }
   }
 };
@@ -252,14 +258,16 @@ static inline bool spmm_trans_columns_zmm(int64_t K, int64_t p0, int64_t p1, con
   const int64_t rest = K - c;
   if (rest == 0) return ok;
   const auto tail = static_cast<typename Zmm<T>::mask>((1u << (rest % L)) - 1u);
+  const T* xc = x + c;
+  T* Yc = Y + c;
   switch (static_cast<int>((rest + L - 1) / L) * 2 + (rest % L != 0)) {
-    case 2: return RowTransZ<T, I, 1, false>::run(p0, p1, indices, data, x + c, ld, N, Y + c, 0) && ok;
-    case 3: return RowTransZ<T, I, 1, true>::run(p0, p1, indices, data, x + c, ld, N, Y + c, tail) && ok;
-    case 4: return RowTransZ<T, I, 2, false>::run(p0, p1, indices, data, x + c, ld, N, Y + c, 0) && ok;
-    case 5: return RowTransZ<T, I, 2, true>::run(p0, p1, indices, data, x + c, ld, N, Y + c, tail) && ok;
-    case 6: return RowTransZ<T, I, 3, false>::run(p0, p1, indices, data, x + c, ld, N, Y + c, 0) && ok;
-    case 7: return RowTransZ<T, I, 3, true>::run(p0, p1, indices, data, x + c, ld, N, Y + c, tail) && ok;
-    default: return RowTransZ<T, I, 4, true>::run(p0, p1, indices, data, x + c, ld, N, Y + c, tail) && ok;
+    case 2: return RowTransZ<T, I, 1, false>::run(p0, p1, indices, data, xc, ld, N, Yc, 0) && ok;
+    case 3: return RowTransZ<T, I, 1, true>::run(p0, p1, indices, data, xc, ld, N, Yc, tail) && ok;
+    case 4: return RowTransZ<T, I, 2, false>::run(p0, p1, indices, data, xc, ld, N, Yc, 0) && ok;
+    case 5: return RowTransZ<T, I, 2, true>::run(p0, p1, indices, data, xc, ld, N, Yc, tail) && ok;
+    case 6: return RowTransZ<T, I, 3, false>::run(p0, p1, indices, data, xc, ld, N, Yc, 0) && ok;
+    case 7: return RowTransZ<T, I, 3, true>::run(p0, p1, indices, data, xc, ld, N, Yc, tail) && ok;
+    default: return RowTransZ<T, I, 4, true>::run(p0, p1, indices, data, xc, ld, N, Yc, tail) && ok;
   }
 }
 #endif
