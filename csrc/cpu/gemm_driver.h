@@ -194,13 +194,18 @@ inline void macro_rows(int64_t ir0, int64_t ir1, int64_t M, int64_t nc, int64_t 
     const int64_t row_lines = (kc * int64_t(sizeof(TIn)) + 63) / 64;
     const int64_t pf_total = next_rows * row_lines, n_calls = (nc + NR - 1) / NR;
     const int64_t pf_chunk = (pf_total + n_calls - 1) / n_calls;
-    int64_t pf = 0;
+    // (row, line) advance as counters: with a division per prefetch the loop was the hottest
+    // spot after the kernel on small-K products (perf), 5-10% of their time (NOTES.md item 13).
+    int64_t pf = 0, pf_row = 0, pf_line = 0;
     for (int64_t j0 = 0; j0 < nc; j0 += NR) {
       const int n = static_cast<int>(std::min<int64_t>(NR, nc - j0));
       for (const int64_t end = std::min(pf_total, pf + pf_chunk); pf < end; ++pf) {
-        const int64_t r = pf / row_lines, line = pf % row_lines;
-        __builtin_prefetch(reinterpret_cast<const char*>(A + (i0 + MR + r) * rs_a) + 64 * line,
-                           0, 2);
+        __builtin_prefetch(
+            reinterpret_cast<const char*>(A + (i0 + MR + pf_row) * rs_a) + 64 * pf_line, 0, 2);
+        if (++pf_line == row_lines) {
+          pf_line = 0;
+          ++pf_row;
+        }
       }
       Kern::template ukr<RA>(ksteps, ap, lda, bpack + j0 * ksteps * KU,
                              C + i0 * rs_c + j0 * cs_c, rs_c, cs_c, m, n, alpha, beta);
