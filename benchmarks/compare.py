@@ -17,6 +17,13 @@ import os
 import platform
 import sys
 
+# Ours (libgomp) and the anchors (OpenBLAS, torch) keep their worker threads spinning after a
+# call; in one process on 2 cores each pool then waits out the other's spin in 4 ms scheduler
+# slices (a 0.1 ms 256³ SGEMM read 1.3 ms). Short spins for both, set before either library
+# loads (benchmarks/NOTES.md "Method on this machine").
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+os.environ.setdefault("GOMP_SPINCOUNT", "20000")
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import bigmodel  # noqa: E402
