@@ -25,10 +25,11 @@ namespace bm {
 namespace avx512 {
 namespace {
 
-template <int NV>
-inline __mmask16 lane_mask(int n, int v) {
-  int left = n - 16 * v;
-  return left >= 16 ? __mmask16(0xffff) : left <= 0 ? __mmask16(0) : __mmask16((1u << left) - 1);
+// Mask of the lanes of vector v (of L lanes) that hold one of the first n columns.
+template <int L>
+inline unsigned lane_mask(int n, int v) {
+  const int left = n - L * v;
+  return left >= L ? (1u << L) - 1 : left <= 0 ? 0u : (1u << left) - 1;
 }
 
 // Writes acc (MR rows x NV vectors of 16 floats) to C: masked columns, first m rows.
@@ -37,7 +38,7 @@ inline void store_f32(__m512 (&acc)[MR][NV], float* c, int64_t rs_c, int64_t cs_
                       float alpha, float beta) {
   if (cs_c == 1) {
     __mmask16 km[NV];
-    for (int v = 0; v < NV; ++v) km[v] = lane_mask<NV>(n, v);
+    for (int v = 0; v < NV; ++v) km[v] = __mmask16(lane_mask<16>(n, v));
     const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
     if (n == 16 * NV) {  // full width: plain stores (a masked store costs more on Zen 4)
       for (int i = 0; i < m && i < MR; ++i) {
@@ -192,7 +193,7 @@ struct KernBF16 {
   // B panel of kc rows x n (<= 32) columns from row-major float B: for each k pair, 32 columns
   // of (b[k, j], b[k+1, j]) bf16 pairs = two zmm. Missing rows/columns are zeros.
   static void pack_b_f32(const float* B, int64_t rs_b, int64_t kc, int n, uint16_t* dst) {
-    const __mmask16 m0 = lane_mask<2>(n, 0), m1 = lane_mask<2>(n, 1);
+    const __mmask16 m0 = __mmask16(lane_mask<16>(n, 0)), m1 = __mmask16(lane_mask<16>(n, 1));
     // Interleave: result word j = (low half j, high half j) for the 16 columns of one vector.
     const __m512i idx = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9,
                                          24, 8, 23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1,
@@ -251,10 +252,7 @@ struct KernF64T {
     }
     if (cs_c == 1) {
       __mmask8 km[NV];
-      for (int v = 0; v < NV; ++v) {
-        const int left = n - 8 * v;
-        km[v] = left >= 8 ? __mmask8(0xff) : left <= 0 ? __mmask8(0) : __mmask8((1u << left) - 1);
-      }
+      for (int v = 0; v < NV; ++v) km[v] = __mmask8(lane_mask<8>(n, v));
       const __m512d va = _mm512_set1_pd(alpha), vb = _mm512_set1_pd(beta);
       for (int i = 0; i < m; ++i) {
         double* row = c + i * rs_c;
