@@ -179,8 +179,10 @@ def test_zero_size(rng, shape):
 
 
 @pytest.mark.parametrize("trans", [(False, False), (True, False), (False, True), (True, True)])
+# (40, 700, 1101): small-M order with a 3 MB B (its next panels prefetched inside the kernel)
+# and a 4-row last panel; (7, ...) an 8-row one.
 @pytest.mark.parametrize("shape", [(1, 1, 2), (7, 33, 65), (64, 784, 128), (130, 260, 1001),
-                                   (97, 45, 1537), (100, 1500, 65)])
+                                   (97, 45, 1537), (100, 1500, 65), (40, 700, 1101)])
 def test_bf16_matches_rounded_reference(rng, shape, trans):
     if not _core.bf16_available():
         pytest.skip("CPU has no AVX512_BF16")
@@ -350,7 +352,8 @@ def test_numpy_mixed_with_cupy_is_rejected():
 
 
 @pytest.mark.parametrize("trans", [(False, False), (True, False), (False, True)])
-@pytest.mark.parametrize("shape", [(1, 1, 1), (37, 29, 65), (70, 300, 1001), (3, 5, 4)])
+@pytest.mark.parametrize("shape", [(1, 1, 1), (37, 29, 65), (70, 300, 1001), (3, 5, 4),
+                                   (40, 700, 1101), (200, 64, 300)])
 def test_bfloat16_input_arrays(rng, shape, trans):
     ml_dtypes = pytest.importorskip("ml_dtypes")
     if not _core.bf16_available():

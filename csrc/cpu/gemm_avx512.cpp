@@ -34,7 +34,7 @@ inline unsigned lane_mask(int n, int v) {
 
 // Writes acc (MR rows x NV vectors of 16 floats) to C: masked columns, first m rows.
 template <int MR, int NV = 2>
-inline void store_f32(__m512 (&acc)[MR][NV], float* c, int64_t rs_c, int64_t cs_c, int m, int n,
+__attribute__((always_inline)) inline void store_f32(__m512 (&acc)[MR][NV], float* c, int64_t rs_c, int64_t cs_c, int m, int n,
                       float alpha, float beta) {
   if (cs_c == 1) {
     __mmask16 km[NV];
@@ -140,30 +140,41 @@ struct KernBF16 {
   using TC = float;
   static constexpr int MR = 12, NR = 32, KU = 2;
   static constexpr int64_t KC = 768, NC = 512;
-  static constexpr bool kRowA = true, kF32Convert = true;
+  static constexpr bool kRowA = true, kF32Convert = true, kStreamPrefetch = true;
   static constexpr int64_t kSmallM = 96, kInPlaceMaxN = 0;
   // RA: row-major bf16 A, so the (k, k+1) pair of row i is the 32-bit word at a + i*lda + 2*kstep.
+  // Edge panels with few rows run a shorter tile, as in KernF32T (M = 64 is 5 x 12 + 4).
   template <bool RA>
   static void ukr(int64_t ks, const uint16_t* a, int64_t lda, const uint16_t* b, float* c,
-                  int64_t rs_c, int64_t cs_c, int m, int n, float alpha, float beta) {
+                  int64_t rs_c, int64_t cs_c, int m, int n, float alpha, float beta,
+                  gemm_detail::PfStream& pf) {
+    if (m > 8) ukr_rows<RA, 12>(ks, a, lda, b, c, rs_c, cs_c, m, n, alpha, beta, pf);
+    else if (m > 4) ukr_rows<RA, 8>(ks, a, lda, b, c, rs_c, cs_c, m, n, alpha, beta, pf);
+    else ukr_rows<RA, 4>(ks, a, lda, b, c, rs_c, cs_c, m, n, alpha, beta, pf);
+  }
+  template <bool RA, int R>
+  static void ukr_rows(int64_t ks, const uint16_t* a, int64_t lda, const uint16_t* b, float* c,
+                       int64_t rs_c, int64_t cs_c, int m, int n, float alpha, float beta,
+                       gemm_detail::PfStream& pf) {
     prefetch_c<NR>(c, rs_c, cs_c, m);
-    __m512 acc[MR][2];
+    __m512 acc[R][2];
 #pragma GCC unroll 12
-    for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+    for (int i = 0; i < R; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
     const int32_t* a32 = reinterpret_cast<const int32_t*>(a);
-    const int32_t* ar[MR];
+    const int32_t* ar[R];
     if constexpr (RA) {
 #pragma GCC unroll 12
-      for (int i = 0; i < MR; ++i)
+      for (int i = 0; i < R; ++i)
         ar[i] = reinterpret_cast<const int32_t*>(a + (i < m ? i : m - 1) * lda);
     }
+    const bool two = pf.left > ks;  // more lines to fetch than k steps
     for (int64_t k = 0; k < ks; ++k) {
       const __m512bh b0 = (__m512bh)_mm512_load_si512(b);
       const __m512bh b1 = (__m512bh)_mm512_load_si512(b + 32);
       _mm_prefetch(reinterpret_cast<const char*>(b + 16 * NR), _MM_HINT_T0);
       _mm_prefetch(reinterpret_cast<const char*>(b + 16 * NR + 32), _MM_HINT_T0);
 #pragma GCC unroll 12
-      for (int i = 0; i < MR; ++i) {
+      for (int i = 0; i < R; ++i) {
         int32_t word;
         if constexpr (RA) std::memcpy(&word, ar[i] + k, 4);
         else word = a32[i];
@@ -173,8 +184,11 @@ struct KernBF16 {
       }
       if constexpr (!RA) a32 += MR;
       b += NR * 2;
+      pf.one();
+      if (two) pf.one();
     }
-    store_f32<MR>(acc, c, rs_c, cs_c, m, n, alpha, beta);
+    pf.burst();
+    store_f32<R>(acc, c, rs_c, cs_c, m, n, alpha, beta);
   }
 
   // Contiguous float -> bf16 (round to nearest even, as vcvtneps2bf16 does).
@@ -193,18 +207,27 @@ struct KernBF16 {
   // B panel of kc rows x n (<= 32) columns from row-major float B: for each k pair, 32 columns
   // of (b[k, j], b[k+1, j]) bf16 pairs = two zmm. Missing rows/columns are zeros.
   static void pack_b_f32(const float* B, int64_t rs_b, int64_t kc, int n, uint16_t* dst) {
+    if (n == NR) pack_b_f32_w<true>(B, rs_b, kc, n, dst);  // plain loads: masked ones cost more
+    else pack_b_f32_w<false>(B, rs_b, kc, n, dst);
+  }
+  template <bool Full>
+  static void pack_b_f32_w(const float* B, int64_t rs_b, int64_t kc, int n, uint16_t* dst) {
     const __mmask16 m0 = __mmask16(lane_mask<16>(n, 0)), m1 = __mmask16(lane_mask<16>(n, 1));
     // Interleave: result word j = (low half j, high half j) for the 16 columns of one vector.
     const __m512i idx = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9,
                                          24, 8, 23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1,
                                          16, 0);
+    auto load = [&](const float* p, __mmask16 mk) {
+      return Full ? _mm512_loadu_ps(p) : _mm512_maskz_loadu_ps(mk, p);
+    };
     for (int64_t k = 0; k < kc; k += 2) {
       const float* r0 = B + k * rs_b;
       const bool has1 = k + 1 < kc;
+#pragma GCC unroll 2
       for (int v = 0; v < 2; ++v) {
         const __mmask16 mk = v ? m1 : m0;
-        const __m512 x0 = _mm512_maskz_loadu_ps(mk, r0 + 16 * v);
-        const __m512 x1 = has1 ? _mm512_maskz_loadu_ps(mk, r0 + rs_b + 16 * v) : _mm512_setzero_ps();
+        const __m512 x0 = load(r0 + 16 * v, mk);
+        const __m512 x1 = has1 ? load(r0 + rs_b + 16 * v, mk) : _mm512_setzero_ps();
         // cvtne2ps: high 16 lanes from the first operand, low 16 from the second.
         const __m512i both = (__m512i)_mm512_cvtne2ps_pbh(x1, x0);
         _mm512_store_si512(dst + (k / 2) * NR * 2 + 32 * v, _mm512_permutexvar_epi16(idx, both));

@@ -66,6 +66,56 @@ struct has_f32_convert : std::false_type {};
 template <class Kern>
 struct has_f32_convert<Kern, std::void_t<decltype(Kern::kF32Convert)>> : std::true_type {};
 
+// Rows of the operand the next micro-kernel calls will read (the next A panel's rows at large
+// M, the next B panel's rows at small M), fetched towards L2 a line at a time: 64-byte steps,
+// the last one at the row's last byte (as many as the first row spans when every row has its
+// alignment, else row_bytes / 64 + 1, enough for any). `left` is how many the current kernel call may issue. A kernel declaring
+// kStreamPrefetch takes the stream and issues one per k step (one() in its loop, burst() after
+// it), so the misses overlap its FMAs: bursts of a few hundred before each call stalled on the
+// full miss queue (perf: the copy of the next bf16 A panel waiting on its loads). For the other
+// kernels run_ukr issues them all before the call.
+struct PfStream {
+  const char* base = nullptr;
+  int64_t stride = 0, lines = 0, last = 0;  // row stride and last byte offset, in bytes
+  int64_t row = 0, line = 0, left = 0;
+  PfStream() = default;
+  PfStream(const void* p, int64_t stride_bytes, int64_t row_bytes)
+      : base(static_cast<const char*>(p)), stride(stride_bytes), last(row_bytes - 1) {
+    const int64_t lead = int64_t(reinterpret_cast<uintptr_t>(p) & 63);
+    lines = stride % 64 == 0 ? (lead + row_bytes + 63) / 64 : row_bytes / 64 + 1;
+  }
+  __attribute__((always_inline)) inline void one() {
+    if (left <= 0) return;
+    __builtin_prefetch(base + row * stride + (line + 1 < lines ? 64 * line : last), 0, 2);
+    if (++line == lines) {
+      line = 0;
+      ++row;
+    }
+    --left;
+  }
+  inline void burst() {
+    while (left > 0) one();
+  }
+};
+
+template <class Kern, class = void>
+struct has_stream_prefetch : std::false_type {};
+template <class Kern>
+struct has_stream_prefetch<Kern, std::void_t<decltype(Kern::kStreamPrefetch)>>
+    : std::true_type {};
+
+template <class Kern, bool RA>
+inline void run_ukr(PfStream& pf, int64_t ksteps, const typename Kern::TP* a, int64_t lda,
+                    const typename Kern::TP* b, typename Kern::TC* c, int64_t rs_c, int64_t cs_c,
+                    int m, int n, typename Kern::TC alpha, typename Kern::TC beta) {
+  if constexpr (has_stream_prefetch<Kern>::value) {
+    Kern::template ukr<RA>(ksteps, a, lda, b, c, rs_c, cs_c, m, n, alpha, beta, pf);
+  } else {
+    pf.burst();
+    Kern::template ukr<RA>(ksteps, a, lda, b, c, rs_c, cs_c, m, n, alpha, beta);
+  }
+}
+
 // Packed A micro-panel: dst[(k / KU) * MR * KU + i * KU + k % KU] = A[i, k]; zero-padded.
 template <class Kern, typename TIn>
 inline void pack_a_panel(const TIn* A, int64_t rs_a, int64_t cs_a, int m, int64_t kc,
@@ -188,27 +238,17 @@ inline void macro_rows(int64_t ir0, int64_t ir1, int64_t M, int64_t nc, int64_t 
       pack_a_panel<Kern>(A + i0 * rs_a, rs_a, cs_a, m, kc, abuf);
     }
     // The next panel's rows are MR separate pages, and at large M they come from DRAM (A no
-    // longer fits in L3): start them towards L2 in chunks, one before each kernel call, so the
+    // longer fits in L3): start them towards L2 while this panel's kernel calls run, so the
     // next copy does not stall on the misses.
     const int64_t next_rows = RA && ir + 1 < ir1 ? std::min<int64_t>(MR, M - i0 - MR) : 0;
-    const int64_t row_lines = (kc * int64_t(sizeof(TIn)) + 63) / 64;
-    const int64_t pf_total = next_rows * row_lines, n_calls = (nc + NR - 1) / NR;
+    PfStream pf(next_rows ? A + (i0 + MR) * rs_a : A, rs_a * int64_t(sizeof(TIn)), kc * int64_t(sizeof(TIn)));
+    const int64_t pf_total = next_rows * pf.lines, n_calls = (nc + NR - 1) / NR;
     const int64_t pf_chunk = (pf_total + n_calls - 1) / n_calls;
-    // (row, line) advance as counters: with a division per prefetch the loop was the hottest
-    // spot after the kernel on small-K products (perf), 5-10% of their time (NOTES.md item 13).
-    int64_t pf = 0, pf_row = 0, pf_line = 0;
     for (int64_t j0 = 0; j0 < nc; j0 += NR) {
       const int n = static_cast<int>(std::min<int64_t>(NR, nc - j0));
-      for (const int64_t end = std::min(pf_total, pf + pf_chunk); pf < end; ++pf) {
-        __builtin_prefetch(
-            reinterpret_cast<const char*>(A + (i0 + MR + pf_row) * rs_a) + 64 * pf_line, 0, 2);
-        if (++pf_line == row_lines) {
-          pf_line = 0;
-          ++pf_row;
-        }
-      }
-      Kern::template ukr<RA>(ksteps, ap, lda, bpack + j0 * ksteps * KU,
-                             C + i0 * rs_c + j0 * cs_c, rs_c, cs_c, m, n, alpha, beta);
+      pf.left = std::min(pf_chunk, pf_total - (pf.row * pf.lines + pf.line));
+      run_ukr<Kern, RA>(pf, ksteps, ap, lda, bpack + j0 * ksteps * KU, C + i0 * rs_c + j0 * cs_c,
+                        rs_c, cs_c, m, n, alpha, beta);
     }
   }
 }
@@ -317,23 +357,21 @@ void driver_small_m(int64_t M, int64_t N, int64_t K, int64_t KC, typename Kern::
         const int n = static_cast<int>(std::min<int64_t>(NR, N - j0));
         pack_b_panel<Kern>(B + pc * rs_b + j0 * cs_b, rs_b, cs_b, kc, n, bpanel);
         // The next panel's rows are separate pages (no hardware prefetch across them): fetch
-        // them in n_ir chunks, one before each kernel call, so the misses overlap the FMAs.
+        // them over the n_ir kernel calls of this panel, so the misses overlap the FMAs.
         // Towards L2, not L1: kc rows of NR elements (87 KB at 64x4096x4096) would evict the
         // kernel's own operands from the 32 KB L1 (bf16 there 18.6 -> 17.2 ms, one thread).
-        const bool pf_next = cs_b == 1 && jr + 1 < jr1;
-        const int64_t pf_chunk = (kc + n_ir - 1) / n_ir;
+        const bool pf_next = cs_b == 1 && jr + 1 < jr1 && K * N * int64_t(sizeof(TIn)) > (int64_t(1) << 19);
+        PfStream pf(pf_next ? B + pc * rs_b + j0 + NR : B, rs_b * int64_t(sizeof(TIn)),
+                    NR * int64_t(sizeof(TIn)));
+        const int64_t pf_total = pf_next ? kc * pf.lines : 0;
+        const int64_t pf_chunk = (pf_total + n_ir - 1) / n_ir;
         for (int64_t ir = 0; ir < n_ir; ++ir) {
           const int64_t i0 = ir * MR;
           const int m = static_cast<int>(std::min<int64_t>(MR, M - i0));
-          if (pf_next)
-            for (int64_t k = ir * pf_chunk; k < std::min(kc, (ir + 1) * pf_chunk); ++k) {
-              const char* row = reinterpret_cast<const char*>(B + (pc + k) * rs_b + j0 + NR);
-              __builtin_prefetch(row, 0, 2);
-              __builtin_prefetch(row + sizeof(TIn) * NR - 1, 0, 2);
-            }
+          pf.left = std::min(pf_chunk, pf_total - (pf.row * pf.lines + pf.line));
           const TP* ap = RA ? abase + i0 * lda : abase + ir * lda;
-          Kern::template ukr<RA>(ksteps, ap, lda, bpanel, C + i0 * rs_c + j0 * cs_c, rs_c, cs_c,
-                                 m, n, alpha, beta_pc);
+          run_ukr<Kern, RA>(pf, ksteps, ap, lda, bpanel, C + i0 * rs_c + j0 * cs_c, rs_c, cs_c,
+                            m, n, alpha, beta_pc);
         }
       }
     }
