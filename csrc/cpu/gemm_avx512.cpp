@@ -206,9 +206,30 @@ struct KernBF16 {
 
   // B panel of kc rows x n (<= 32) columns from row-major float B: for each k pair, 32 columns
   // of (b[k, j], b[k+1, j]) bf16 pairs = two zmm. Missing rows/columns are zeros.
-  static void pack_b_f32(const float* B, int64_t rs_b, int64_t kc, int n, uint16_t* dst) {
+  static void pack_b_rows(const float* B, int64_t rs_b, int64_t kc, int n, uint16_t* dst) {
     if (n == NR) pack_b_f32_w<true>(B, rs_b, kc, n, dst);  // plain loads: masked ones cost more
     else pack_b_f32_w<false>(B, rs_b, kc, n, dst);
+  }
+  // The same panel from row-major bf16 B (ml_dtypes.bfloat16 arrays): one 64-byte row of 32
+  // values per k, interleaved with the next row's by two vpermt2w.
+  static void pack_b_rows(const uint16_t* B, int64_t rs_b, int64_t kc, int n, uint16_t* dst) {
+    const __mmask32 mk = n >= 32 ? ~__mmask32(0) : __mmask32((1u << n) - 1);
+    // Word 2j of the first result is row k's column j, word 2j + 1 row k+1's (index 32 + j).
+    alignas(64) uint16_t lo[32], hi[32];
+    for (int j = 0; j < 16; ++j) {
+      lo[2 * j] = uint16_t(j), lo[2 * j + 1] = uint16_t(32 + j);
+      hi[2 * j] = uint16_t(16 + j), hi[2 * j + 1] = uint16_t(48 + j);
+    }
+    const __m512i ilo = _mm512_load_si512(lo), ihi = _mm512_load_si512(hi);
+    for (int64_t k = 0; k < kc; k += 2) {
+      const uint16_t* r0 = B + k * rs_b;
+      const __m512i x0 = _mm512_maskz_loadu_epi16(mk, r0);
+      const __m512i x1 = k + 1 < kc ? _mm512_maskz_loadu_epi16(mk, r0 + rs_b)
+                                    : _mm512_setzero_si512();
+      uint16_t* d = dst + (k / 2) * NR * 2;
+      _mm512_store_si512(d, _mm512_permutex2var_epi16(x0, ilo, x1));
+      _mm512_store_si512(d + 32, _mm512_permutex2var_epi16(x0, ihi, x1));
+    }
   }
   template <bool Full>
   static void pack_b_f32_w(const float* B, int64_t rs_b, int64_t kc, int n, uint16_t* dst) {

@@ -37,7 +37,8 @@
 //   RA: a[i*lda + k] row-major (lda in TP elements); else a packed micro-panel. b is a packed
 //   micro-panel: b[(k/KU)*NR*KU + j*KU + k%KU].
 //   Optional kF32Convert (TP != float): static f32_to_tp(const float*, TP*, int64_t n) and
-//   pack_b_f32(const float* B, int64_t rs_b, int64_t kc, int n, TP* dst) for unit-stride B.
+//   pack_b_rows(const T* B, int64_t rs_b, int64_t kc, int n, TP* dst) for unit-stride B, T float
+//   or TP. Optional kStreamPrefetch: ukr takes a PfStream& last (see PfStream).
 #pragma once
 #include <omp.h>
 
@@ -145,8 +146,9 @@ inline void pack_b_panel(const TIn* B, int64_t rs_b, int64_t cs_b, int64_t kc, i
                          typename Kern::TP* dst) {
   using TP = typename Kern::TP;
   constexpr int NR = Kern::NR, KU = Kern::KU;
-  if constexpr (has_f32_convert<Kern>::value && std::is_same<TIn, float>::value) {
-    if (cs_b == 1) return Kern::pack_b_f32(B, rs_b, kc, n, dst);
+  if constexpr (has_f32_convert<Kern>::value &&
+                (std::is_same<TIn, float>::value || std::is_same<TIn, TP>::value)) {
+    if (cs_b == 1) return Kern::pack_b_rows(B, rs_b, kc, n, dst);
   }
   const int64_t kpad = (kc + KU - 1) / KU * KU;
   if (n < NR || kpad != kc) std::memset(dst, 0, sizeof(TP) * NR * kpad);
@@ -406,7 +408,7 @@ void gemm_driver(int64_t M, int64_t N, int64_t K, typename Kern::TC alpha, const
   const bool small_m = M <= Kern::kSmallM;
   const bool row_major_a = Kern::kRowA && cs_a == 1;
   const bool same_type = std::is_same<TIn, typename Kern::TP>::value;
-  const bool in_place = row_major_a && same_type && KU == 1 &&
+  const bool in_place = row_major_a && same_type && K % KU == 0 &&
                         (small_m ? !rows_alias(rs_a, sizeof(TIn)) : N <= Kern::kInPlaceMaxN);
 #define BM_GEMM_RUN(DRIVER)                                                                        \
   do {                                                                                             \
