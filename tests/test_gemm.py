@@ -48,6 +48,24 @@ def test_gemm_transposes_alpha_beta(isa, rng, trans_a, trans_b, dtype, shape):
     assert rel_err(got, ref) <= TOL[dtype]
 
 
+# Narrow outputs pick their own tiles (fp32 N <= 32: 12x32; fp64 16 < N <= 24: 8x24) and short
+# edge panels a shorter tile (rows 1-4 / 5-8 / 9-12 of 12, 1-2 / 3-5 / 6-8 of 8); a transposed A
+# and a narrow B are packed by masked vector row copies. Tall-skinny and long-K (Gram) shapes.
+@pytest.mark.parametrize("shape", [(1682, 20, 20), (20, 20, 1682), (21, 17, 943), (5, 24, 300),
+                                   (9, 33, 77), (101, 19, 257), (2, 23, 9), (13, 32, 5)],
+                         ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("trans_a", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+def test_gemm_narrow_outputs(isa, rng, shape, trans_a, dtype):
+    M, N, K = shape
+    a = rng.standard_normal((K, M) if trans_a else (M, K)).astype(dtype)
+    b = rng.standard_normal((K, N)).astype(dtype)
+    c = rng.standard_normal((M, N)).astype(dtype)
+    got = ops.gemm(a, b, c.copy(), alpha=1.5, beta=-0.5, trans_a=trans_a)
+    ref = reference.gemm(a, b, c, alpha=1.5, beta=-0.5, trans_a=trans_a)
+    assert rel_err(got, ref) <= TOL[dtype]
+
+
 # One output row or column runs the matrix-vector path (csrc/cpu/gemv.h): row dots in groups of
 # four, column-major sweeps in chunks, k in blocks of 16384 (partials in parallel for 1-3 rows).
 GEMV_SHAPES = [(1, 1, 1), (1, 9, 1), (1, 5, 37), (1, 784, 128), (2, 33, 1), (7, 300, 1),

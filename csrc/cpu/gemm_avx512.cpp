@@ -268,25 +268,35 @@ struct KernF64T {
   static constexpr int64_t KC = 256, NC = 384;
   static constexpr bool kRowA = true;
   static constexpr int64_t kSmallM = 96, kInPlaceMaxN = 128;
+  // Edge panels with few rows run a shorter tile, as in KernF32T (a 20-row product with 8-row
+  // panels is 8 + 8 + 4).
   template <bool RA>
   static void ukr(int64_t ks, const double* a, int64_t lda, const double* b, double* c,
                   int64_t rs_c, int64_t cs_c, int m, int n, double alpha, double beta) {
-    __m512d acc[MR][NV];
+    constexpr int R2 = (2 * MR) / 3, R3 = MR / 3;
+    if (m > R2) ukr_rows<RA, MR>(ks, a, lda, b, c, rs_c, cs_c, m, n, alpha, beta);
+    else if (m > R3) ukr_rows<RA, R2>(ks, a, lda, b, c, rs_c, cs_c, m, n, alpha, beta);
+    else ukr_rows<RA, R3>(ks, a, lda, b, c, rs_c, cs_c, m, n, alpha, beta);
+  }
+  template <bool RA, int R>
+  static void ukr_rows(int64_t ks, const double* a, int64_t lda, const double* b, double* c,
+                       int64_t rs_c, int64_t cs_c, int m, int n, double alpha, double beta) {
+    __m512d acc[R][NV];
 #pragma GCC unroll 12
-    for (int i = 0; i < MR; ++i)
+    for (int i = 0; i < R; ++i)
 #pragma GCC unroll 4
       for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_setzero_pd();
-    const double* ar[MR];
+    const double* ar[R];
     if constexpr (RA) {
 #pragma GCC unroll 12
-      for (int i = 0; i < MR; ++i) ar[i] = a + (i < m ? i : m - 1) * lda;
+      for (int i = 0; i < R; ++i) ar[i] = a + (i < m ? i : m - 1) * lda;
     }
     for (int64_t k = 0; k < ks; ++k) {
       __m512d bv[NV];
 #pragma GCC unroll 4
       for (int v = 0; v < NV; ++v) bv[v] = _mm512_load_pd(b + 8 * v);
 #pragma GCC unroll 12
-      for (int i = 0; i < MR; ++i) {
+      for (int i = 0; i < R; ++i) {
         const __m512d ai = _mm512_set1_pd(RA ? ar[i][k] : a[i]);
 #pragma GCC unroll 4
         for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_fmadd_pd(ai, bv[v], acc[i][v]);
@@ -298,7 +308,7 @@ struct KernF64T {
       __mmask8 km[NV];
       for (int v = 0; v < NV; ++v) km[v] = __mmask8(lane_mask<8>(n, v));
       const __m512d va = _mm512_set1_pd(alpha), vb = _mm512_set1_pd(beta);
-      for (int i = 0; i < m; ++i) {
+      for (int i = 0; i < m && i < R; ++i) {
         double* row = c + i * rs_c;
 #pragma GCC unroll 4
         for (int v = 0; v < NV; ++v) {
@@ -308,8 +318,8 @@ struct KernF64T {
         }
       }
     } else {
-      alignas(64) double tile[MR * NR];
-      for (int i = 0; i < MR; ++i)
+      alignas(64) double tile[R * NR];
+      for (int i = 0; i < R; ++i)
         for (int v = 0; v < NV; ++v) _mm512_store_pd(tile + i * NR + 8 * v, acc[i][v]);
       gemm_detail::store_tile_generic(tile, NR, c, rs_c, cs_c, m, n, alpha, beta);
     }
@@ -338,6 +348,11 @@ void sgemm(int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t
 void dgemm(int64_t M, int64_t N, int64_t K, double alpha, const double* A, int64_t rs_a,
            int64_t cs_a, const double* B, int64_t rs_b, int64_t cs_b, double beta, double* C,
            int64_t rs_c, int64_t cs_c, int nt) {
+  // 16 < N <= 24: the 16-wide tile would run a second, mostly empty panel (N = 20: 32 columns
+  // of FMAs for 20); an 8 x 24 tile (24 accumulators, 8 broadcasts per 24 FMAs) runs none.
+  if (N > 16 && N <= 24 && KernF64::NR == 16)
+    return gemm_detail::gemm_driver<KernF64T<8, 3>>(M, N, K, alpha, A, rs_a, cs_a, B, rs_b, cs_b,
+                                                    beta, C, rs_c, cs_c, nt);
   gemm_detail::gemm_driver<KernF64>(M, N, K, alpha, A, rs_a, cs_a, B, rs_b, cs_b, beta, C, rs_c,
                                     cs_c, nt);
 }
