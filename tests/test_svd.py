@@ -458,3 +458,21 @@ def test_lanczos_restart_cap_warns(rng, monkeypatch):
     with pytest.warns(RuntimeWarning, match="restarts"):
         u, s, vt = ops.truncated_svd(a, 20, method="lanczos", tol=1e-12, random_state=0)
     assert s.shape == (20,) and np.all(np.isfinite(s))  # the best triplets so far
+
+
+@pytest.mark.parametrize("method", ["randomized", "lanczos"])
+def test_small_factorizations_without_scipy_lapack(rng, monkeypatch, method):
+    """Without scipy.linalg.lapack the l x l Cholesky, triangular inverse and Ritz eigenpairs
+    fall back to numpy.linalg: same triplets up to rounding (restarts included)."""
+    from bigmodel.ops import svd as svd_mod
+    a = rng.standard_normal((300, 120)) @ np.diag(0.9 ** np.arange(120)) @ \
+        np.linalg.qr(rng.standard_normal((120, 120)))[0]
+    kw = dict(method=method, random_state=3)
+    if method == "lanczos":
+        kw["tol"] = 1e-8
+    u1, s1, vt1 = ops.truncated_svd(a, 7, **kw)
+    monkeypatch.setattr(svd_mod, "_LAPACK", [None])
+    u2, s2, vt2 = ops.truncated_svd(a, 7, **kw)
+    np.testing.assert_allclose(s2, s1, rtol=1e-9)
+    np.testing.assert_allclose(np.abs(u2.T @ u1), np.eye(7), atol=1e-6)
+    np.testing.assert_allclose(np.abs(vt2 @ vt1.T), np.eye(7), atol=1e-6)
