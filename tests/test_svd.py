@@ -476,3 +476,19 @@ def test_small_factorizations_without_scipy_lapack(rng, monkeypatch, method):
     np.testing.assert_allclose(s2, s1, rtol=1e-9)
     np.testing.assert_allclose(np.abs(u2.T @ u1), np.eye(7), atol=1e-6)
     np.testing.assert_allclose(np.abs(vt2 @ vt1.T), np.eye(7), atol=1e-6)
+
+
+@pytest.mark.parametrize("cond", [1.5, 1e6])
+def test_final_ritz_step_orthonormal_to_rounding(rng, cond):
+    """The final Ritz step factors w = Aᵀq by CholeskyQR: one pass when w is well conditioned,
+    a second one otherwise (one pass would leave |VᵀV - I| ~ eps cond(w)² here)."""
+    from bigmodel.ops import svd as svd_mod
+    m, n, l, k = 300, 200, 15, 10
+    q = np.linalg.qr(rng.standard_normal((m, l)))[0]
+    # w with correlated columns spread over cond: Q diag(σ) Wᵀ for random orthogonal Q, W
+    w = (np.linalg.qr(rng.standard_normal((n, l)))[0] * np.geomspace(cond, 1.0, l)) @ \
+        np.linalg.qr(rng.standard_normal((l, l)))[0].T
+    u, s, vt = svd_mod._ritz(q, w, k, np.float64)
+    np.testing.assert_allclose(s, np.geomspace(cond, 1.0, l)[:k], rtol=1e-10)
+    assert np.abs(u.T @ u - np.eye(k)).max() <= 1e-13
+    assert np.abs(vt @ vt.T - np.eye(k)).max() <= 1e-13
