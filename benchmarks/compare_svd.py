@@ -16,6 +16,7 @@ PROPACK with svds' defaults (kmax = 10 k, no restarts) does not converge on the 
 spectrum; there it runs with maxiter (= kmax) 20 k.
 
     python benchmarks/compare_svd.py [--quick]
+    python benchmarks/compare_svd.py --ml100k   # the ML-100k rows alone
     python benchmarks/compare_svd.py --seeds    # ML-100k σ errors over 30 random states
 """
 from __future__ import annotations
@@ -141,7 +142,7 @@ def _ours(a, k, lanczos=(("lanczos tol=1e-3", dict(tol=1e-3)),)):
     return out
 
 
-def rows(quick: bool = False):
+def rows(quick: bool = False, ml100k_only: bool = False):
     try:
         import scipy.sparse  # noqa: F401
         import sklearn  # noqa: F401
@@ -150,6 +151,8 @@ def rows(quick: bool = False):
         return []
     out = []
     sk = "sklearn randomized_svd"
+    if ml100k_only:
+        return _ml100k_rows(sk, randomized_svd)
     # Dense float32, exact spectrum known by construction.
     m, n = (4000, 1000) if quick else (10000, 2000)
     a, s = dense_signal_noise(m, n)
@@ -174,6 +177,11 @@ def rows(quick: bool = False):
     out += _compare(f"SVD sparse {m}x{n} 1% k50", a, 50, None, 1 if not quick else 2, ours,
                     anchors, pairs)
     del a
+    return out + _ml100k_rows(sk, randomized_svd)
+
+
+def _ml100k_rows(sk, randomized_svd):
+    out = []
     r = ml100k_residual()
     if r is not None:
         ref = np.linalg.svd(r.toarray(), compute_uv=False)[:20]
@@ -189,7 +197,7 @@ def rows(quick: bool = False):
                  ("lanczos n_iter=3 p=12", sk)]
         pairs += [(o, an) for o in ours if o.startswith("lanczos") and "n_iter=3" not in o
                   for an in anchors if an != sk]
-        out += _compare("SVD ML-100k residual 943x1682 k20", r, 20, ref, 3, ours, anchors, pairs,
+        out += _compare("SVD ML-100k residual 943x1682 k20", r, 20, ref, 8, ours, anchors, pairs,
                         block=5)
     return out
 
@@ -200,7 +208,7 @@ if __name__ == "__main__":
             print(f"| ML-100k k20 {name} | σ error over 30 seeds: median {med:.1e}, max {mx:.1e} |")
         sys.exit(0)
     quick = "--quick" in sys.argv
-    for row in rows(quick):
+    for row in rows(quick, ml100k_only="--ml100k" in sys.argv):
         ratio = row["anchor_ms"] / row["ours_ms"]
         print(f"| {row['workload']} | {row['ours_ms']:.1f} | {row['anchor']} {row['anchor_ms']:.1f} "
               f"| {ratio:.2f}x | {row['note']} |", flush=True)
