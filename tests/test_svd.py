@@ -462,8 +462,8 @@ def test_lanczos_restart_cap_warns(rng, monkeypatch):
 
 @pytest.mark.parametrize("method", ["randomized", "lanczos"])
 def test_small_factorizations_without_scipy_lapack(rng, monkeypatch, method):
-    """Without scipy.linalg.lapack the l x l Cholesky, triangular inverse and Ritz eigenpairs
-    fall back to numpy.linalg: same triplets up to rounding (restarts included)."""
+    """Without scipy.linalg.lapack the l x l Cholesky and triangular inverse fall back to
+    numpy.linalg: same triplets up to rounding (restarts included)."""
     from bigmodel.ops import svd as svd_mod
     a = rng.standard_normal((300, 120)) @ np.diag(0.9 ** np.arange(120)) @ \
         np.linalg.qr(rng.standard_normal((120, 120)))[0]

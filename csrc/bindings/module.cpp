@@ -14,6 +14,7 @@ void bind_nn(py::module_& m);
 void bind_pool(py::module_& m);
 void bind_rnn(py::module_& m);
 void bind_svd(py::module_& m);
+void bind_symeig(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "bigmodel CPU kernels (OpenMP + SIMD, instruction set chosen at run time)";
@@ -47,4 +48,5 @@ PYBIND11_MODULE(_core, m) {
   bind_pool(m);
   bind_rnn(m);
   bind_svd(m);
+  bind_symeig(m);
 }
