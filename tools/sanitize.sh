@@ -34,8 +34,9 @@ LIBUBSAN=$(${CXX:-g++} -print-file-name=libubsan.so)
 # Every kernel family on every ISA path, with the odd shapes; the long training tests are left
 # out (minutes under ASan) -- the Tensor/nn/optim tests still drive every op through autograd.
 DEFAULT=(tests/test_gemm.py tests/test_conv.py tests/test_pool.py tests/test_rnn.py
-  tests/test_attention.py tests/test_nn.py tests/test_svd.py tests/test_elementwise.py
-  tests/test_tensor.py tests/test_recurrent_layers.py tests/test_threads.py
+  tests/test_attention.py tests/test_nn.py tests/test_svd.py tests/test_symeig.py
+  tests/test_elementwise.py tests/test_tensor.py tests/test_recurrent_layers.py
+  tests/test_threads.py
   -k "not slow and not train and not mnist and not large")
 ARGS=("$@")
 [[ ${#ARGS[@]} -gt 0 ]] || ARGS=("${DEFAULT[@]}")
