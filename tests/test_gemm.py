@@ -15,11 +15,12 @@ from conftest import rel_err
 TOL = {np.float32: 1e-5, np.float64: 1e-12}
 
 # (M, N, K): ones, primes, non-multiples of every tile (MR 4/6/12, NR 8/16/32, KC 256/384/768,
-# NC 512/1024), a K crossing the KC block boundary, and the layer shapes.
+# NC 512/1024), a K crossing the KC block boundary, the layer shapes, and a small M with a B
+# above 512 KB (packed in groups of panels, 8 k rows at a time, the next group prefetched).
 SHAPES = [
     (1, 1, 1), (1, 7, 3), (5, 1, 9), (2, 3, 1), (13, 37, 29), (31, 17, 61), (12, 32, 8),
     (97, 101, 103), (100, 7, 300), (6, 16, 770), (64, 784, 128), (129, 513, 385),
-    (257, 1025, 97), (3, 1030, 5),
+    (257, 1025, 97), (3, 1030, 5), (20, 1301, 301),
 ]
 
 
