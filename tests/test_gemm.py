@@ -199,9 +199,12 @@ def test_zero_size(rng, shape):
 
 @pytest.mark.parametrize("trans", [(False, False), (True, False), (False, True), (True, True)])
 # (40, 700, 1101): small-M order with a 3 MB B (its next panels prefetched inside the kernel)
-# and a 4-row last panel; (7, ...) an 8-row one.
+# and a 4-row last panel; (7, ...) an 8-row one. M > 96 with N <= 64 (row-major A): A read as
+# float and converted inside the 6 x 64 kernel ((97, 45, 1537): odd K, two column panels;
+# (150, 30, 77): one panel; (111, 64, 200): a 3-row last panel).
 @pytest.mark.parametrize("shape", [(1, 1, 2), (7, 33, 65), (64, 784, 128), (130, 260, 1001),
-                                   (97, 45, 1537), (100, 1500, 65), (40, 700, 1101)])
+                                   (97, 45, 1537), (100, 1500, 65), (40, 700, 1101),
+                                   (150, 30, 77), (111, 64, 200)])
 def test_bf16_matches_rounded_reference(rng, shape, trans):
     if not _core.bf16_available():
         pytest.skip("CPU has no AVX512_BF16")
@@ -216,6 +219,24 @@ def test_bf16_matches_rounded_reference(rng, shape, trans):
     br = (_core.bf16_round(b).astype(np.uint32) << 16).view(np.float32)
     assert rel_err(got, reference.matmul(ar, br)) <= 1e-5
     assert rel_err(got, reference.matmul(a, b)) <= 1e-2
+
+
+@pytest.mark.parametrize("M", [150, 40])
+def test_bf16_reads_nothing_past_the_row(rng, M):
+    """A row-major A view with an odd K whose next column is NaN: the (k, k+1) pairs must not
+    pick up the element past the row (0 x NaN would poison the result)."""
+    if not _core.bf16_available():
+        pytest.skip("CPU has no AVX512_BF16")
+    K, N = 77, 40
+    full = rng.standard_normal((M, K + 3)).astype(np.float32)
+    full[:, K:] = np.nan
+    a = full[:, :K]
+    b = rng.standard_normal((K, N)).astype(np.float32)
+    got = ops.gemm(a, b, precision="bf16")
+    ar = (_core.bf16_round(np.ascontiguousarray(a)).astype(np.uint32) << 16).view(np.float32)
+    br = (_core.bf16_round(b).astype(np.uint32) << 16).view(np.float32)
+    assert np.isfinite(got).all()
+    assert rel_err(got, reference.matmul(ar, br)) <= 1e-5
 
 
 def test_bf16_rounding_is_nearest_even():

@@ -191,6 +191,65 @@ struct KernBF16 {
     store_f32<R>(acc, c, rs_c, cs_c, m, n, alpha, beta);
   }
 
+  // Large M, N <= 64: 6 x 64 tiles reading float A in place, each (k, k+1) pair converted in
+  // registers (a 64-bit load, vcvtneps2bf16, vpbroadcastd) on the way to the dot products: no
+  // copy of A and one conversion per element. b0, b1: the packed 32-column panels of columns
+  // 0-31 and 32-63 (b1 unused when n <= 32). kc: valid elements per row (odd: the last pair's
+  // second half reads as zero).
+  static constexpr int64_t kConvertInKernelMaxN = 64;
+  static void ukr_cvt(int64_t ks, int64_t kc, const float* a, int64_t lda, const uint16_t* b0,
+                      const uint16_t* b1, float* c, int64_t rs_c, int64_t cs_c, int m, int n,
+                      float alpha, float beta, gemm_detail::PfStream& pf) {
+    if (n > 32) ukr_cvt_t<2>(ks, kc, a, lda, b0, b1, c, rs_c, cs_c, m, n, alpha, beta, pf);
+    else ukr_cvt_t<1>(ks, kc, a, lda, b0, b1, c, rs_c, cs_c, m, n, alpha, beta, pf);
+  }
+  template <int NP>
+  static void ukr_cvt_t(int64_t ks, int64_t kc, const float* a, int64_t lda, const uint16_t* b0,
+                        const uint16_t* b1, float* c, int64_t rs_c, int64_t cs_c, int m, int n,
+                        float alpha, float beta, gemm_detail::PfStream& pf) {
+    constexpr int R = 6, NV = 2 * NP;
+    prefetch_c<16 * NV>(c, rs_c, cs_c, m);
+    __m512 acc[R][NV];
+#pragma GCC unroll 6
+    for (int i = 0; i < R; ++i)
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_setzero_ps();
+    const float* ar[R];
+#pragma GCC unroll 6
+    for (int i = 0; i < R; ++i) ar[i] = a + (i < m ? i : m - 1) * lda;
+    const bool two = pf.left > ks;
+    const int64_t full = kc / 2;  // pairs with both halves inside the row
+    auto step = [&](int64_t k, bool last_half) {
+      __m512bh bv[NV];
+      bv[0] = (__m512bh)_mm512_load_si512(b0 + 64 * k);
+      bv[1] = (__m512bh)_mm512_load_si512(b0 + 64 * k + 32);
+      if constexpr (NP == 2) {
+        bv[2] = (__m512bh)_mm512_load_si512(b1 + 64 * k);
+        bv[3] = (__m512bh)_mm512_load_si512(b1 + 64 * k + 32);
+      }
+#pragma GCC unroll 6
+      for (int i = 0; i < R; ++i) {
+        const float* p = ar[i] + 2 * k;
+        const __m128 x = last_half ? _mm_maskz_loadu_ps(1, p)
+                                   : _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(p)));
+        // maskz with all lanes: the unmasked intrinsic's _mm512_undefined_epi32 trips GCC 12's
+        // -Wmaybe-uninitialized; the instruction is the same vpbroadcastd.
+        const __m512bh ai = (__m512bh)_mm512_maskz_broadcastd_epi32(
+            __mmask16(0xFFFF), (__m128i)_mm_cvtneps_pbh(x));
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_dpbf16_ps(acc[i][v], ai, bv[v]);
+      }
+    };
+    for (int64_t k = 0; k < full; ++k) {
+      step(k, false);
+      pf.one();
+      if (two) pf.one();
+    }
+    if (full < ks) step(full, true);
+    pf.burst();
+    store_f32<R, NV>(acc, c, rs_c, cs_c, m, n, alpha, beta);
+  }
+
   // Contiguous float -> bf16 (round to nearest even, as vcvtneps2bf16 does).
   static void f32_to_tp(const float* src, uint16_t* dst, int64_t n) {
     int64_t i = 0;

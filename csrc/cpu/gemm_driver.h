@@ -256,7 +256,13 @@ void scale_c(int64_t M, int64_t N, TC beta, TC* C, int64_t rs_c, int64_t cs_c) {
 constexpr int64_t kSmallMBlockBytes = 256 * 1024;
 
 // How the A operand reaches the kernel (see the file header).
-enum class AMode { packed, rows_copy, rows_in_place };
+enum class AMode { packed, rows_copy, rows_in_place, rows_convert };
+
+template <class Kern, class = void>
+struct has_convert_in_kernel : std::false_type {};
+template <class Kern>
+struct has_convert_in_kernel<Kern, std::void_t<decltype(Kern::kConvertInKernelMaxN)>>
+    : std::true_type {};
 
 // Large-M order, one KC slice: panels [ir0, ir1) of M against a packed B block of nc columns.
 template <class Kern, AMode MODE, typename TIn>
@@ -279,8 +285,22 @@ inline void macro_rows(int64_t ir0, int64_t ir1, int64_t M, int64_t nc, int64_t 
     } else if constexpr (MODE == AMode::rows_copy) {
       lda = a_rows_ld(kc);
       copy_a_rows<Kern>(A + i0 * rs_a, rs_a, m, kc, abuf, lda);
-    } else {
+    } else if constexpr (MODE == AMode::packed) {
       pack_a_panel<Kern>(A + i0 * rs_a, rs_a, cs_a, m, kc, abuf);
+    }
+    if constexpr (MODE == AMode::rows_convert) {
+      // N <= 64: one 6 x 64 call per 6 rows covers every column (see the kernel).
+      const int64_t next_rows = ir + 1 < ir1 ? std::min<int64_t>(MR, M - i0 - MR) : 0;
+      PfStream pf(next_rows ? A + (i0 + MR) * rs_a : A, rs_a * int64_t(sizeof(TIn)),
+                  kc * int64_t(sizeof(TIn)));
+      const int64_t pf_total = next_rows * pf.lines;
+      const int n = static_cast<int>(nc);
+      for (int h = 0; h < m; h += 6) {  // half the next panel's lines during each call
+        pf.left = h == 0 ? (pf_total + 1) / 2 : pf_total - (pf.row * pf.lines + pf.line);
+        Kern::ukr_cvt(ksteps, kc, A + (i0 + h) * rs_a, rs_a, bpack, bpack + ksteps * KU * NR,
+                      C + (i0 + h) * rs_c, rs_c, cs_c, std::min(6, m - h), n, alpha, beta, pf);
+      }
+      continue;
     }
     // The next panel's rows are MR separate pages, and at large M they come from DRAM (A no
     // longer fits in L3): start them towards L2 while this panel's kernel calls run, so the
@@ -310,7 +330,12 @@ void driver_large_m(int64_t M, int64_t N, int64_t K, int64_t KC, typename Kern::
   // gets the same width (N = 768 with NC 512 would otherwise split 512 : 256).
   const int64_t per_thread = (N + int64_t(nt) * Kern::NC - 1) / (int64_t(nt) * Kern::NC);
   const int64_t want_blocks = std::max<int64_t>(1, int64_t(nt) * per_thread);
-  const int64_t NC = std::min<int64_t>(Kern::NC, ((N + want_blocks - 1) / want_blocks + NR - 1) / NR * NR);
+  // In-kernel conversion (N <= 64) takes all columns in one block and splits the rows between
+  // the threads: with a column block per thread each thread would read and convert all of A
+  // (bf16 4096x1024x64 on two threads: 1.6 -> see NOTES.md).
+  const int64_t NC = MODE == AMode::rows_convert
+                         ? (N + NR - 1) / NR * NR
+                         : std::min<int64_t>(Kern::NC, ((N + want_blocks - 1) / want_blocks + NR - 1) / NR * NR);
   const int64_t n_ir = (M + MR - 1) / MR;
   const int64_t n_jb = (N + NC - 1) / NC;
   const bool by_columns = n_jb >= nt;
@@ -480,6 +505,10 @@ void gemm_driver(int64_t M, int64_t N, int64_t K, typename Kern::TC alpha, const
         if (in_place)                                                                              \
           return DRIVER<Kern, AMode::rows_in_place>(M, N, K, KC, alpha, A, rs_a, cs_a, B, rs_b,    \
                                                     cs_b, beta, C, rs_c, cs_c, nt);                \
+      if constexpr (has_convert_in_kernel<Kern>::value && std::is_same<TIn, float>::value)        \
+        if (row_major_a && !small_m && N <= Kern::kConvertInKernelMaxN)                           \
+          return driver_large_m<Kern, AMode::rows_convert>(M, N, K, KC, alpha, A, rs_a, cs_a, B,  \
+                                                           rs_b, cs_b, beta, C, rs_c, cs_c, nt);  \
       if (row_major_a)                                                                             \
         return DRIVER<Kern, AMode::rows_copy>(M, N, K, KC, alpha, A, rs_a, cs_a, B, rs_b, cs_b,    \
                                               beta, C, rs_c, cs_c, nt);                            \
