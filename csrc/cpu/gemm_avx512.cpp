@@ -9,6 +9,7 @@
 #include <immintrin.h>
 
 #include <cstring>
+#include <type_traits>
 
 #include "cpu/gemm.h"
 #include "cpu/gemm_driver.h"
@@ -30,6 +31,17 @@ template <int L>
 inline unsigned lane_mask(int n, int v) {
   const int left = n - L * v;
   return left >= L ? (1u << L) - 1 : left <= 0 ? 0u : (1u << left) - 1;
+}
+
+// Calls f(std::integral_constant<int, R>{}) for the shortest of MR, 2MR/3 and MR/3 rows that
+// covers m: edge panels with few rows run a shorter tile, no FMAs on padding rows (M = 64 with
+// 12-row panels is 5 x 12 + 4).
+template <int MR, class F>
+inline void with_rows(int m, F&& f) {
+  constexpr int R2 = (2 * MR) / 3, R3 = MR / 3;
+  if (m > R2) f(std::integral_constant<int, MR>{});
+  else if (m > R3) f(std::integral_constant<int, R2>{});
+  else f(std::integral_constant<int, R3>{});
 }
 
 // Writes acc (MR rows x NV vectors of 16 floats) to C: masked columns, first m rows.
@@ -89,14 +101,12 @@ struct KernF32T {
   static constexpr int64_t KC = 384, NC = 512;
   static constexpr bool kRowA = true;
   static constexpr int64_t kSmallM = 96, kInPlaceMaxN = 256;
-  // Edge panels with few rows run a shorter tile (no FMAs on padding rows: M = 64 is 5 x 12 + 4).
   template <bool RA>
   static void ukr(int64_t ks, const float* a, int64_t lda, const float* b, float* c,
                   int64_t rs_c, int64_t cs_c, int m, int n, float alpha, float beta) {
-    constexpr int R2 = (2 * MR) / 3, R3 = MR / 3;
-    if (m > R2) ukr_rows<RA, MR>(ks, a, lda, b, c, rs_c, cs_c, m, n, alpha, beta);
-    else if (m > R3) ukr_rows<RA, R2>(ks, a, lda, b, c, rs_c, cs_c, m, n, alpha, beta);
-    else ukr_rows<RA, R3>(ks, a, lda, b, c, rs_c, cs_c, m, n, alpha, beta);
+    with_rows<MR>(m, [&](auto r) {
+      ukr_rows<RA, decltype(r)::value>(ks, a, lda, b, c, rs_c, cs_c, m, n, alpha, beta);
+    });
   }
   template <bool RA, int R>
   static void ukr_rows(int64_t ks, const float* a, int64_t lda, const float* b, float* c,
@@ -143,14 +153,13 @@ struct KernBF16 {
   static constexpr bool kRowA = true, kF32Convert = true, kStreamPrefetch = true;
   static constexpr int64_t kSmallM = 96, kInPlaceMaxN = 0;
   // RA: row-major bf16 A, so the (k, k+1) pair of row i is the 32-bit word at a + i*lda + 2*kstep.
-  // Edge panels with few rows run a shorter tile, as in KernF32T (M = 64 is 5 x 12 + 4).
   template <bool RA>
   static void ukr(int64_t ks, const uint16_t* a, int64_t lda, const uint16_t* b, float* c,
                   int64_t rs_c, int64_t cs_c, int m, int n, float alpha, float beta,
                   gemm_detail::PfStream& pf) {
-    if (m > 8) ukr_rows<RA, 12>(ks, a, lda, b, c, rs_c, cs_c, m, n, alpha, beta, pf);
-    else if (m > 4) ukr_rows<RA, 8>(ks, a, lda, b, c, rs_c, cs_c, m, n, alpha, beta, pf);
-    else ukr_rows<RA, 4>(ks, a, lda, b, c, rs_c, cs_c, m, n, alpha, beta, pf);
+    with_rows<MR>(m, [&](auto r) {
+      ukr_rows<RA, decltype(r)::value>(ks, a, lda, b, c, rs_c, cs_c, m, n, alpha, beta, pf);
+    });
   }
   template <bool RA, int R>
   static void ukr_rows(int64_t ks, const uint16_t* a, int64_t lda, const uint16_t* b, float* c,
@@ -327,15 +336,12 @@ struct KernF64T {
   static constexpr int64_t KC = 256, NC = 384;
   static constexpr bool kRowA = true;
   static constexpr int64_t kSmallM = 96, kInPlaceMaxN = 128;
-  // Edge panels with few rows run a shorter tile, as in KernF32T (a 20-row product with 8-row
-  // panels is 8 + 8 + 4).
   template <bool RA>
   static void ukr(int64_t ks, const double* a, int64_t lda, const double* b, double* c,
                   int64_t rs_c, int64_t cs_c, int m, int n, double alpha, double beta) {
-    constexpr int R2 = (2 * MR) / 3, R3 = MR / 3;
-    if (m > R2) ukr_rows<RA, MR>(ks, a, lda, b, c, rs_c, cs_c, m, n, alpha, beta);
-    else if (m > R3) ukr_rows<RA, R2>(ks, a, lda, b, c, rs_c, cs_c, m, n, alpha, beta);
-    else ukr_rows<RA, R3>(ks, a, lda, b, c, rs_c, cs_c, m, n, alpha, beta);
+    with_rows<MR>(m, [&](auto r) {
+      ukr_rows<RA, decltype(r)::value>(ks, a, lda, b, c, rs_c, cs_c, m, n, alpha, beta);
+    });
   }
   template <bool RA, int R>
   static void ukr_rows(int64_t ks, const double* a, int64_t lda, const double* b, double* c,
