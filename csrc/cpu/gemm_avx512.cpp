@@ -238,9 +238,11 @@ struct KernBF16 {
       }
 #pragma GCC unroll 6
       for (int i = 0; i < R; ++i) {
+        // 64-bit load through an unaligned type: an odd K leaves rows 4-byte aligned only.
         const float* p = ar[i] + 2 * k;
-        const __m128 x = last_half ? _mm_maskz_loadu_ps(1, p)
-                                   : _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(p)));
+        const __m128 x = last_half
+            ? _mm_maskz_loadu_ps(1, p)
+            : _mm_castsi128_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i_u*>(p)));
         // maskz with all lanes: the unmasked intrinsic's _mm512_undefined_epi32 trips GCC 12's
         // -Wmaybe-uninitialized; the instruction is the same vpbroadcastd.
         const __m512bh ai = (__m512bh)_mm512_maskz_broadcastd_epi32(
