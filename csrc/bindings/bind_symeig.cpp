@@ -18,8 +18,8 @@ py::tuple sym_eig_top(const py::array& a, int64_t k) {
                          std::string(py::str(a.dtype())));
   check_ndim(a, 2, "sym_eig_top: a");
   const int64_t n = a.shape(0);
-  BM_CHECK(a.shape(1) == n && n >= 1, "sym_eig_top: a must be a non-empty square matrix, got shape ",
-           shape_str(a));
+  BM_CHECK(a.shape(1) == n && n >= 1,
+           "sym_eig_top: a must be a non-empty square matrix, got shape ", shape_str(a));
   BM_CHECK(k >= 1 && k <= n, "sym_eig_top: k must be in [1, n], got k=", k, " for n=", n);
   // A C-contiguous copy only when needed (views, Fortran order); the kernel reads rows.
   const auto ac = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(a);

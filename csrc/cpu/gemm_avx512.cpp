@@ -46,8 +46,9 @@ inline void with_rows(int m, F&& f) {
 
 // Writes acc (MR rows x NV vectors of 16 floats) to C: masked columns, first m rows.
 template <int MR, int NV = 2>
-__attribute__((always_inline)) inline void store_f32(__m512 (&acc)[MR][NV], float* c, int64_t rs_c, int64_t cs_c, int m, int n,
-                      float alpha, float beta) {
+__attribute__((always_inline)) inline void store_f32(__m512 (&acc)[MR][NV], float* c, int64_t rs_c,
+                                                    int64_t cs_c, int m, int n, float alpha,
+                                                    float beta) {
   if (cs_c == 1) {
     __mmask16 km[NV];
     for (int v = 0; v < NV; ++v) km[v] = __mmask16(lane_mask<16>(n, v));

@@ -72,13 +72,13 @@ template <class Kern>
 struct has_f32_convert<Kern, std::void_t<decltype(Kern::kF32Convert)>> : std::true_type {};
 
 // Rows of the operand the next micro-kernel calls will read (the next A panel's rows at large
-// M, the next B panel's rows at small M), fetched towards L2 a line at a time: 64-byte steps,
+// M, the next B panels' rows at small M), fetched towards L2 a line at a time: 64-byte steps,
 // the last one at the row's last byte (as many as the first row spans when every row has its
-// alignment, else row_bytes / 64 + 1, enough for any). `left` is how many the current kernel call may issue. A kernel declaring
-// kStreamPrefetch takes the stream and issues one per k step (one() in its loop, burst() after
-// it), so the misses overlap its FMAs: bursts of a few hundred before each call stalled on the
-// full miss queue (perf: the copy of the next bf16 A panel waiting on its loads). For the other
-// kernels run_ukr issues them all before the call.
+// alignment, else row_bytes / 64 + 1, enough for any). `left` is how many the current kernel
+// call may issue. A kernel declaring kStreamPrefetch takes the stream and issues one per k step
+// (one() in its loop, burst() after it), so the misses overlap its FMAs: bursts of a few
+// hundred before each call stalled on the full miss queue (perf: the copy of the next bf16 A
+// panel waiting on its loads). For the other kernels run_ukr issues them all before the call.
 struct PfStream {
   const char* base = nullptr;
   int64_t stride = 0, lines = 0, last = 0;  // row stride and last byte offset, in bytes
@@ -130,14 +130,18 @@ inline void copy_pad(T* dst, const T* src, int n) {
 #if defined(__AVX512F__)
   if constexpr (std::is_same<T, float>::value || std::is_same<T, double>::value) {
     constexpr int W = 64 / int(sizeof(T));
-    auto mask = [](int lanes) { return lanes >= W ? (1u << W) - 1 : lanes <= 0 ? 0u : (1u << lanes) - 1; };
+    auto mask = [](int lanes) {
+      return lanes >= W ? (1u << W) - 1 : lanes <= 0 ? 0u : (1u << lanes) - 1;
+    };
 #pragma GCC unroll 4
     for (int j = 0; j < L; j += W) {
       const unsigned valid = mask(n - j), all = mask(L - j);
       if constexpr (std::is_same<T, float>::value)
-        _mm512_mask_storeu_ps(dst + j, __mmask16(all), _mm512_maskz_loadu_ps(__mmask16(valid), src + j));
+        _mm512_mask_storeu_ps(dst + j, __mmask16(all),
+                              _mm512_maskz_loadu_ps(__mmask16(valid), src + j));
       else
-        _mm512_mask_storeu_pd(dst + j, __mmask8(all), _mm512_maskz_loadu_pd(__mmask8(valid), src + j));
+        _mm512_mask_storeu_pd(dst + j, __mmask8(all),
+                              _mm512_maskz_loadu_pd(__mmask8(valid), src + j));
     }
     return;
   }
@@ -306,7 +310,8 @@ inline void macro_rows(int64_t ir0, int64_t ir1, int64_t M, int64_t nc, int64_t 
     // longer fits in L3): start them towards L2 while this panel's kernel calls run, so the
     // next copy does not stall on the misses.
     const int64_t next_rows = RA && ir + 1 < ir1 ? std::min<int64_t>(MR, M - i0 - MR) : 0;
-    PfStream pf(next_rows ? A + (i0 + MR) * rs_a : A, rs_a * int64_t(sizeof(TIn)), kc * int64_t(sizeof(TIn)));
+    PfStream pf(next_rows ? A + (i0 + MR) * rs_a : A, rs_a * int64_t(sizeof(TIn)),
+                kc * int64_t(sizeof(TIn)));
     const int64_t pf_total = next_rows * pf.lines, n_calls = (nc + NR - 1) / NR;
     const int64_t pf_chunk = (pf_total + n_calls - 1) / n_calls;
     for (int64_t j0 = 0; j0 < nc; j0 += NR) {
@@ -333,9 +338,10 @@ void driver_large_m(int64_t M, int64_t N, int64_t K, int64_t KC, typename Kern::
   // In-kernel conversion (N <= 64) takes all columns in one block and splits the rows between
   // the threads: with a column block per thread each thread would read and convert all of A
   // (bf16 4096x1024x64 on two threads: 1.6 -> see NOTES.md).
-  const int64_t NC = MODE == AMode::rows_convert
-                         ? (N + NR - 1) / NR * NR
-                         : std::min<int64_t>(Kern::NC, ((N + want_blocks - 1) / want_blocks + NR - 1) / NR * NR);
+  const int64_t NC =
+      MODE == AMode::rows_convert
+          ? (N + NR - 1) / NR * NR
+          : std::min<int64_t>(Kern::NC, ((N + want_blocks - 1) / want_blocks + NR - 1) / NR * NR);
   const int64_t n_ir = (M + MR - 1) / MR;
   const int64_t n_jb = (N + NC - 1) / NC;
   const bool by_columns = n_jb >= nt;
@@ -436,9 +442,9 @@ void driver_small_m(int64_t M, int64_t N, int64_t K, int64_t KC, typename Kern::
         for (int64_t k0 = 0; k0 < kc; k0 += kstep)
           for (int64_t p = 0; p < g; ++p) {
             const int64_t j0 = (jg + p) * NR;
+            const int n = static_cast<int>(std::min<int64_t>(NR, N - j0));
             pack_b_panel<Kern>(B + (pc + k0) * rs_b + j0 * cs_b, rs_b, cs_b,
-                               std::min(kstep, kc - k0), static_cast<int>(std::min<int64_t>(NR, N - j0)),
-                               bblock + p * NR * kpad + k0 * NR);
+                               std::min(kstep, kc - k0), n, bblock + p * NR * kpad + k0 * NR);
           }
         // The next group's rows are separate pages (no hardware prefetch across them): fetch
         // them over this group's kernel calls, so the misses overlap the FMAs. Towards L2, not

@@ -623,7 +623,8 @@ static void sym_apply_q(int64_t n, int64_t kp, const double* W, const double* ta
     if (two)
       for (int64_t j = i1 + 2; j < n; ++j) v12 += v1[j] * v2[j];
     int64_t q = 0;
-    for (; q + 4 <= nvec; q += 4) sym_apply_pair<4>(n, kp, q * kSymL, i1, two, v1, v2, t1, t2, v12, Y);
+    for (; q + 4 <= nvec; q += 4)
+      sym_apply_pair<4>(n, kp, q * kSymL, i1, two, v1, v2, t1, t2, v12, Y);
     switch (nvec - q) {
       case 3: sym_apply_pair<3>(n, kp, q * kSymL, i1, two, v1, v2, t1, t2, v12, Y); break;
       case 2: sym_apply_pair<2>(n, kp, q * kSymL, i1, two, v1, v2, t1, t2, v12, Y); break;
@@ -638,7 +639,7 @@ static void sym_apply_q(int64_t n, int64_t kp, const double* W, const double* ta
 // The whole solve after the checks in sym_eig_top (symeig.cpp): n >= 2, 1 <= k <= n, the lower
 // triangle finite and not all zero; amax = max|a_ij| over it.
 void sym_eig_top_run(int64_t n, const double* a, int64_t lda, int64_t k, double* w,
-                            double* z, int64_t ldz, double amax) {
+                     double* z, int64_t ldz, double amax) {
   constexpr int kMaxSweeps = 8;  // inverse-iteration sweeps; typically 2
   // Power-of-two scaling to max|a_ij| in [0.5, 1): exact, keeps every intermediate far from
   // overflow and underflow, undone exactly on the eigenvalues at the end.
