@@ -50,14 +50,17 @@ env LD_PRELOAD="$LIBASAN $LIBUBSAN" \
   UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$LOG" \
   LSAN_OPTIONS="exitcode=0" \
   PYTHONPATH="$W/py" PYTHONMALLOC=malloc OMP_NUM_THREADS=2 \
-  "$PY" -m pytest -q -p no:cacheprovider -x "${ARGS[@]}"
-rc=$?
+  "$PY" -m pytest -q -p no:cacheprovider -x --capture=sys "${ARGS[@]}" 2>&1 | tee "$W/out"
+rc=${PIPESTATUS[0]}
 set -e
-"$PY" - "$LOG" "$rc" <<'PYEOF'
+# UBSan reports do not always honour log_path (a halting one went to stderr, where pytest's
+# default fd capture swallowed it with the process): --capture=sys leaves fd 2 alone, and the
+# console output is scanned as well.
+"$PY" - "$LOG" "$rc" "$W/out" <<'PYEOF'
 import glob, re, sys
 log, rc = sys.argv[1], int(sys.argv[2])
 errors, leaks, ignored = [], [], 0
-for path in sorted(glob.glob(log + "*")):
+for path in sorted(glob.glob(log + "*")) + [sys.argv[3]]:
     text = open(path, errors="replace").read()
     for block in re.split(r"\n(?==+\n==\d+==ERROR|\n)", text):
         if "runtime error:" in block or ("ERROR: AddressSanitizer" in block):
