@@ -44,6 +44,14 @@ inline void with_rows(int m, F&& f) {
   else f(std::integral_constant<int, R3>{});
 }
 
+// Row pointers of a row-major A panel (as P*), rows >= m clamped to the last valid one so that
+// nothing outside A is read.
+template <int R, typename P, typename T>
+inline void clamped_rows(const P* (&ar)[R], const T* a, int64_t lda, int m) {
+#pragma GCC unroll 12
+  for (int i = 0; i < R; ++i) ar[i] = reinterpret_cast<const P*>(a + (i < m ? i : m - 1) * lda);
+}
+
 // Writes acc (MR rows x NV vectors of 16 floats) to C: masked columns, first m rows.
 template <int MR, int NV = 2>
 __attribute__((always_inline)) inline void store_f32(__m512 (&acc)[MR][NV], float* c, int64_t rs_c,
@@ -119,10 +127,7 @@ struct KernF32T {
 #pragma GCC unroll 4
       for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_setzero_ps();
     const float* ar[R];
-    if constexpr (RA) {
-#pragma GCC unroll 12
-      for (int i = 0; i < R; ++i) ar[i] = a + (i < m ? i : m - 1) * lda;
-    }
+    if constexpr (RA) clamped_rows(ar, a, lda, m);
     for (int64_t k = 0; k < ks; ++k) {
       __m512 bv[NV];
 #pragma GCC unroll 4
@@ -172,11 +177,7 @@ struct KernBF16 {
     for (int i = 0; i < R; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
     const int32_t* a32 = reinterpret_cast<const int32_t*>(a);
     const int32_t* ar[R];
-    if constexpr (RA) {
-#pragma GCC unroll 12
-      for (int i = 0; i < R; ++i)
-        ar[i] = reinterpret_cast<const int32_t*>(a + (i < m ? i : m - 1) * lda);
-    }
+    if constexpr (RA) clamped_rows(ar, a, lda, m);
     const bool two = pf.left > ks;  // more lines to fetch than k steps
     for (int64_t k = 0; k < ks; ++k) {
       const __m512bh b0 = (__m512bh)_mm512_load_si512(b);
@@ -207,6 +208,7 @@ struct KernBF16 {
   // 0-31 and 32-63 (b1 unused when n <= 32). kc: valid elements per row (odd: the last pair's
   // second half reads as zero).
   static constexpr int64_t kConvertInKernelMaxN = 64;
+  static constexpr int kConvertRows = 6;
   static void ukr_cvt(int64_t ks, int64_t kc, const float* a, int64_t lda, const uint16_t* b0,
                       const uint16_t* b1, float* c, int64_t rs_c, int64_t cs_c, int m, int n,
                       float alpha, float beta, gemm_detail::PfStream& pf) {
@@ -217,7 +219,7 @@ struct KernBF16 {
   static void ukr_cvt_t(int64_t ks, int64_t kc, const float* a, int64_t lda, const uint16_t* b0,
                         const uint16_t* b1, float* c, int64_t rs_c, int64_t cs_c, int m, int n,
                         float alpha, float beta, gemm_detail::PfStream& pf) {
-    constexpr int R = 6, NV = 2 * NP;
+    constexpr int R = kConvertRows, NV = 2 * NP;
     prefetch_c<16 * NV>(c, rs_c, cs_c, m);
     __m512 acc[R][NV];
 #pragma GCC unroll 6
@@ -225,8 +227,7 @@ struct KernBF16 {
 #pragma GCC unroll 4
       for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_setzero_ps();
     const float* ar[R];
-#pragma GCC unroll 6
-    for (int i = 0; i < R; ++i) ar[i] = a + (i < m ? i : m - 1) * lda;
+    clamped_rows(ar, a, lda, m);
     const bool two = pf.left > ks;
     const int64_t full = kc / 2;  // pairs with both halves inside the row
     auto step = [&](int64_t k, bool last_half) {
@@ -355,10 +356,7 @@ struct KernF64T {
 #pragma GCC unroll 4
       for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_setzero_pd();
     const double* ar[R];
-    if constexpr (RA) {
-#pragma GCC unroll 12
-      for (int i = 0; i < R; ++i) ar[i] = a + (i < m ? i : m - 1) * lda;
-    }
+    if constexpr (RA) clamped_rows(ar, a, lda, m);
     for (int64_t k = 0; k < ks; ++k) {
       __m512d bv[NV];
 #pragma GCC unroll 4

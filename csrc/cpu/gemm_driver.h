@@ -292,33 +292,33 @@ inline void macro_rows(int64_t ir0, int64_t ir1, int64_t M, int64_t nc, int64_t 
     } else if constexpr (MODE == AMode::packed) {
       pack_a_panel<Kern>(A + i0 * rs_a, rs_a, cs_a, m, kc, abuf);
     }
-    if constexpr (MODE == AMode::rows_convert) {
-      // N <= 64: one 6 x 64 call per 6 rows covers every column (see the kernel).
-      const int64_t next_rows = ir + 1 < ir1 ? std::min<int64_t>(MR, M - i0 - MR) : 0;
-      PfStream pf(next_rows ? A + (i0 + MR) * rs_a : A, rs_a * int64_t(sizeof(TIn)),
-                  kc * int64_t(sizeof(TIn)));
-      const int64_t pf_total = next_rows * pf.lines;
-      const int n = static_cast<int>(nc);
-      for (int h = 0; h < m; h += 6) {  // half the next panel's lines during each call
-        pf.left = h == 0 ? (pf_total + 1) / 2 : pf_total - (pf.row * pf.lines + pf.line);
-        Kern::ukr_cvt(ksteps, kc, A + (i0 + h) * rs_a, rs_a, bpack, bpack + ksteps * KU * NR,
-                      C + (i0 + h) * rs_c, rs_c, cs_c, std::min(6, m - h), n, alpha, beta, pf);
-      }
-      continue;
-    }
     // The next panel's rows are MR separate pages, and at large M they come from DRAM (A no
     // longer fits in L3): start them towards L2 while this panel's kernel calls run, so the
-    // next copy does not stall on the misses.
+    // next copy (or in-kernel conversion) does not stall on the misses.
     const int64_t next_rows = RA && ir + 1 < ir1 ? std::min<int64_t>(MR, M - i0 - MR) : 0;
     PfStream pf(next_rows ? A + (i0 + MR) * rs_a : A, rs_a * int64_t(sizeof(TIn)),
                 kc * int64_t(sizeof(TIn)));
-    const int64_t pf_total = next_rows * pf.lines, n_calls = (nc + NR - 1) / NR;
-    const int64_t pf_chunk = (pf_total + n_calls - 1) / n_calls;
-    for (int64_t j0 = 0; j0 < nc; j0 += NR) {
-      const int n = static_cast<int>(std::min<int64_t>(NR, nc - j0));
-      pf.left = std::min(pf_chunk, pf_total - (pf.row * pf.lines + pf.line));
-      run_ukr<Kern, RA>(pf, ksteps, ap, lda, bpack + j0 * ksteps * KU, C + i0 * rs_c + j0 * cs_c,
-                        rs_c, cs_c, m, n, alpha, beta);
+    const int64_t pf_total = next_rows * pf.lines;
+    auto pf_share = [&](int64_t calls) {  // this call's share of what is left, calls to go
+      const int64_t left = pf_total - (pf.row * pf.lines + pf.line);
+      return (left + calls - 1) / calls;
+    };
+    if constexpr (MODE == AMode::rows_convert) {
+      // N <= 64: one call per kConvertRows rows covers every column (see the kernel).
+      constexpr int R = Kern::kConvertRows;
+      for (int h = 0; h < m; h += R) {
+        pf.left = pf_share((m - h + R - 1) / R);
+        Kern::ukr_cvt(ksteps, kc, A + (i0 + h) * rs_a, rs_a, bpack, bpack + ksteps * KU * NR,
+                      C + (i0 + h) * rs_c, rs_c, cs_c, std::min(R, m - h), static_cast<int>(nc),
+                      alpha, beta, pf);
+      }
+    } else {
+      for (int64_t j0 = 0; j0 < nc; j0 += NR) {
+        const int n = static_cast<int>(std::min<int64_t>(NR, nc - j0));
+        pf.left = pf_share((nc - j0 + NR - 1) / NR);
+        run_ukr<Kern, RA>(pf, ksteps, ap, lda, bpack + j0 * ksteps * KU,
+                          C + i0 * rs_c + j0 * cs_c, rs_c, cs_c, m, n, alpha, beta);
+      }
     }
   }
 }
