@@ -9,12 +9,17 @@ from timing import interleaved
 
 SQUARE = [256, 512, 1024, 2048, 4096]
 LAYERS = [(64, 784, 128), (4096, 1024, 64), (64, 4096, 4096)]  # (M, K, N) as in BENCHMARKS.md
+# Sizes that are no multiple of any tile or block, where a narrow last panel and an uneven
+# split of the columns between threads show (NOTES.md GEMM item 16).
+ODD = [(128, 128, 128), (777, 777, 777), (1000, 1000, 300), (2000, 500, 200), (200, 300, 80)]
 
 
 def rows(quick: bool = False):
     rng = np.random.default_rng(0)
     out = []
     shapes = [(n, n, n) for n in (SQUARE[:4] if quick else SQUARE)] + LAYERS
+    if not quick:
+        shapes += ODD
     for M, K, N in shapes:
         a = rng.standard_normal((M, K), dtype=np.float32)
         b = rng.standard_normal((K, N), dtype=np.float32)

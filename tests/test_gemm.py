@@ -67,6 +67,29 @@ def test_gemm_narrow_outputs(isa, rng, shape, trans_a, dtype):
     assert rel_err(got, ref) <= TOL[dtype]
 
 
+# A narrow last column panel runs only the SIMD vectors it needs (fp32 64-wide panels: N % 64 in
+# 1-16, 17-32, 33-48, 49-63; fp64 16-wide: N % 16 in 1-8, 9-15), each under both drivers (M <= 96
+# and M > 96), on one and two threads. On two threads N = 80 / 300 / 600 split the columns
+# unevenly by whole blocks, so the large-M driver splits the rows instead; N = 1100 keeps whole
+# column blocks per thread.
+@pytest.mark.parametrize("N", [80, 100, 113, 127, 137, 300, 600, 1100])
+@pytest.mark.parametrize("M", [37, 200])
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+def test_gemm_narrow_last_panel_and_thread_split(rng, N, M, threads, dtype):
+    K = 131
+    a = rng.standard_normal((M, K)).astype(dtype)
+    b = rng.standard_normal((K, N)).astype(dtype)
+    c = rng.standard_normal((M, N)).astype(dtype)
+    before = bigmodel.get_num_threads()
+    try:
+        bigmodel.set_num_threads(threads)
+        got = ops.gemm(a, b, c.copy(), alpha=0.75, beta=1.25)
+    finally:
+        bigmodel.set_num_threads(before)
+    assert rel_err(got, reference.gemm(a, b, c, alpha=0.75, beta=1.25)) <= TOL[dtype]
+
+
 # One output row or column runs the matrix-vector path (csrc/cpu/gemv.h): row dots in groups of
 # four, column-major sweeps in chunks, k in blocks of 16384 (partials in parallel for 1-3 rows).
 GEMV_SHAPES = [(1, 1, 1), (1, 9, 1), (1, 5, 37), (1, 784, 128), (2, 33, 1), (7, 300, 1),

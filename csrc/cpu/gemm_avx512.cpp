@@ -44,6 +44,19 @@ inline void with_rows(int m, F&& f) {
   else f(std::integral_constant<int, R3>{});
 }
 
+// Calls f(std::integral_constant<int, V>{}) for the fewest vectors of W lanes, at most NV, that
+// cover n columns: a narrow last panel (N = 80 with 64-wide panels is 64 + 16) runs only the
+// vectors it needs, no FMAs on the zero padding of the packed B panel.
+template <int NV, int W, class F>
+inline void with_vecs(int n, F&& f) {
+  if constexpr (NV == 1) {
+    f(std::integral_constant<int, 1>{});
+  } else {
+    if (n > (NV - 1) * W) f(std::integral_constant<int, NV>{});
+    else with_vecs<NV - 1, W>(n, f);
+  }
+}
+
 // Row pointers of a row-major A panel (as P*), rows >= m clamped to the last valid one so that
 // nothing outside A is read.
 template <int R, typename P, typename T>
@@ -114,24 +127,28 @@ struct KernF32T {
   static void ukr(int64_t ks, const float* a, int64_t lda, const float* b, float* c,
                   int64_t rs_c, int64_t cs_c, int m, int n, float alpha, float beta) {
     with_rows<MR>(m, [&](auto r) {
-      ukr_rows<RA, decltype(r)::value>(ks, a, lda, b, c, rs_c, cs_c, m, n, alpha, beta);
+      with_vecs<NV, 16>(n, [&](auto v) {
+        ukr_rows<RA, decltype(r)::value, decltype(v)::value>(ks, a, lda, b, c, rs_c, cs_c, m, n,
+                                                             alpha, beta);
+      });
     });
   }
-  template <bool RA, int R>
+  // R rows x NVE of the panel's NV vectors (the packed panel keeps its NR stride per k).
+  template <bool RA, int R, int NVE>
   static void ukr_rows(int64_t ks, const float* a, int64_t lda, const float* b, float* c,
                        int64_t rs_c, int64_t cs_c, int m, int n, float alpha, float beta) {
-    prefetch_c<NR>(c, rs_c, cs_c, m);
-    __m512 acc[R][NV];
+    prefetch_c<16 * NVE>(c, rs_c, cs_c, m);
+    __m512 acc[R][NVE];
 #pragma GCC unroll 12
     for (int i = 0; i < R; ++i)
 #pragma GCC unroll 4
-      for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_setzero_ps();
+      for (int v = 0; v < NVE; ++v) acc[i][v] = _mm512_setzero_ps();
     const float* ar[R];
     if constexpr (RA) clamped_rows(ar, a, lda, m);
     for (int64_t k = 0; k < ks; ++k) {
-      __m512 bv[NV];
+      __m512 bv[NVE];
 #pragma GCC unroll 4
-      for (int v = 0; v < NV; ++v) {
+      for (int v = 0; v < NVE; ++v) {
         bv[v] = _mm512_load_ps(b + 16 * v);
         _mm_prefetch(reinterpret_cast<const char*>(b + 8 * NR + 16 * v), _MM_HINT_T0);
       }
@@ -139,12 +156,12 @@ struct KernF32T {
       for (int i = 0; i < R; ++i) {
         const __m512 ai = _mm512_set1_ps(RA ? ar[i][k] : a[i]);
 #pragma GCC unroll 4
-        for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_fmadd_ps(ai, bv[v], acc[i][v]);
+        for (int v = 0; v < NVE; ++v) acc[i][v] = _mm512_fmadd_ps(ai, bv[v], acc[i][v]);
       }
       if constexpr (!RA) a += MR;
       b += NR;
     }
-    store_f32<R, NV>(acc, c, rs_c, cs_c, m, n, alpha, beta);
+    store_f32<R, NVE>(acc, c, rs_c, cs_c, m, n, alpha, beta);
   }
 };
 using KernF32 = KernF32T<BM_F32_MR, BM_F32_NV>;
@@ -344,40 +361,44 @@ struct KernF64T {
   static void ukr(int64_t ks, const double* a, int64_t lda, const double* b, double* c,
                   int64_t rs_c, int64_t cs_c, int m, int n, double alpha, double beta) {
     with_rows<MR>(m, [&](auto r) {
-      ukr_rows<RA, decltype(r)::value>(ks, a, lda, b, c, rs_c, cs_c, m, n, alpha, beta);
+      with_vecs<NV, 8>(n, [&](auto v) {
+        ukr_rows<RA, decltype(r)::value, decltype(v)::value>(ks, a, lda, b, c, rs_c, cs_c, m, n,
+                                                             alpha, beta);
+      });
     });
   }
-  template <bool RA, int R>
+  // R rows x NVE of the panel's vectors (see KernF32T).
+  template <bool RA, int R, int NVE>
   static void ukr_rows(int64_t ks, const double* a, int64_t lda, const double* b, double* c,
                        int64_t rs_c, int64_t cs_c, int m, int n, double alpha, double beta) {
-    __m512d acc[R][NV];
+    __m512d acc[R][NVE];
 #pragma GCC unroll 12
     for (int i = 0; i < R; ++i)
 #pragma GCC unroll 4
-      for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_setzero_pd();
+      for (int v = 0; v < NVE; ++v) acc[i][v] = _mm512_setzero_pd();
     const double* ar[R];
     if constexpr (RA) clamped_rows(ar, a, lda, m);
     for (int64_t k = 0; k < ks; ++k) {
-      __m512d bv[NV];
+      __m512d bv[NVE];
 #pragma GCC unroll 4
-      for (int v = 0; v < NV; ++v) bv[v] = _mm512_load_pd(b + 8 * v);
+      for (int v = 0; v < NVE; ++v) bv[v] = _mm512_load_pd(b + 8 * v);
 #pragma GCC unroll 12
       for (int i = 0; i < R; ++i) {
         const __m512d ai = _mm512_set1_pd(RA ? ar[i][k] : a[i]);
 #pragma GCC unroll 4
-        for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_fmadd_pd(ai, bv[v], acc[i][v]);
+        for (int v = 0; v < NVE; ++v) acc[i][v] = _mm512_fmadd_pd(ai, bv[v], acc[i][v]);
       }
       if constexpr (!RA) a += MR;
       b += NR;
     }
     if (cs_c == 1) {
-      __mmask8 km[NV];
-      for (int v = 0; v < NV; ++v) km[v] = __mmask8(lane_mask<8>(n, v));
+      __mmask8 km[NVE];
+      for (int v = 0; v < NVE; ++v) km[v] = __mmask8(lane_mask<8>(n, v));
       const __m512d va = _mm512_set1_pd(alpha), vb = _mm512_set1_pd(beta);
       for (int i = 0; i < m && i < R; ++i) {
         double* row = c + i * rs_c;
 #pragma GCC unroll 4
-        for (int v = 0; v < NV; ++v) {
+        for (int v = 0; v < NVE; ++v) {
           __m512d r = _mm512_mul_pd(acc[i][v], va);
           if (beta != 0.0) r = _mm512_fmadd_pd(_mm512_maskz_loadu_pd(km[v], row + 8 * v), vb, r);
           _mm512_mask_storeu_pd(row + 8 * v, km[v], r);
@@ -386,7 +407,7 @@ struct KernF64T {
     } else {
       alignas(64) double tile[R * NR];
       for (int i = 0; i < R; ++i)
-        for (int v = 0; v < NV; ++v) _mm512_store_pd(tile + i * NR + 8 * v, acc[i][v]);
+        for (int v = 0; v < NVE; ++v) _mm512_store_pd(tile + i * NR + 8 * v, acc[i][v]);
       gemm_detail::store_tile_generic(tile, NR, c, rs_c, cs_c, m, n, alpha, beta);
     }
   }

@@ -23,9 +23,10 @@
 // short last slice cost 15% at K = 2048). Packing pads B with zeros to full NR / KU, so the
 // kernel masks only its stores; rows >= m of A are clamped (row mode) or zero (packed).
 //
-// Threads (large M): with at least as many NC blocks as threads each thread owns whole column
-// blocks and packs its own B (no barriers). Otherwise (N small) the threads pack one shared B
-// block together and split the MR panels of M. Small M: threads split the NR panels of N.
+// Threads (large M): when whole NC blocks split the columns evenly between the threads, each
+// thread owns whole column blocks and packs its own B (no barriers). Otherwise (N small, or
+// blocks that split unevenly) the threads pack one shared B block together and split the MR
+// panels of M. Small M: threads split the NR panels of N.
 //
 // Kernel requirements (struct Kern):
 //   TP packed element type, TC accumulator/output type, MR, NR, KU (k per step: 1, or 2 for bf16
@@ -344,7 +345,17 @@ void driver_large_m(int64_t M, int64_t N, int64_t K, int64_t KC, typename Kern::
           : std::min<int64_t>(Kern::NC, ((N + want_blocks - 1) / want_blocks + NR - 1) / NR * NR);
   const int64_t n_ir = (M + MR - 1) / MR;
   const int64_t n_jb = (N + NC - 1) / NC;
-  const bool by_columns = n_jb >= nt;
+  // Whole column blocks per thread (no barriers, each thread packs its own B) only when that
+  // splits the columns evenly: blocks are multiples of NR, so a narrow N can split 64 : 16
+  // (N = 80) or 192 : 108 (N = 300), and the row split then runs the same shapes 1.1-1.2x
+  // faster on two threads (NOTES.md GEMM item 16). libgomp's static schedule gives thread t a
+  // contiguous run of q or q + 1 blocks, the first n_jb % nt threads the longer ones.
+  auto widest_share = [&] {
+    const int64_t q = n_jb / nt, r = n_jb % nt;
+    const int64_t first = q + (r ? 1 : 0);  // blocks of thread 0, the widest run
+    return std::min<int64_t>(N, first * NC);
+  };
+  const bool by_columns = n_jb >= nt && 20 * widest_share() * nt <= 21 * N;
   const int64_t nc_max = std::min<int64_t>(NC, (N + NR - 1) / NR * NR);
   const size_t abuf_size = size_t(MR) * std::max<int64_t>(a_rows_ld(KC), KC);
   // The shared B block (row-split mode) belongs to the calling thread; slot 2 keeps it apart
@@ -495,10 +506,11 @@ void gemm_driver(int64_t M, int64_t N, int64_t K, typename Kern::TC alpha, const
   }
   const int64_t n_slices = (K + Kern::KC - 1) / Kern::KC;
   const int64_t KC = ((K + n_slices - 1) / n_slices + KU - 1) / KU * KU;
-  // Parallel regions cost microseconds: give each thread at least ~4 MFLOP.
+  // Parallel regions cost a few microseconds: give each thread at least ~2 MFLOP (~20 us).
+  // 128^3 (4.2 MFLOP) on two threads: 49 -> 33 us; 4 MFLOP per thread kept it on one.
   const double flops = 2.0 * double(M) * double(N) * double(K);
   int nt = omp_in_parallel() ? 1 : std::max(1, nthreads);
-  nt = static_cast<int>(std::min<double>(nt, std::max(1.0, flops / 4e6)));
+  nt = static_cast<int>(std::min<double>(nt, std::max(1.0, flops / 2e6)));
   const bool small_m = M <= Kern::kSmallM;
   const bool row_major_a = Kern::kRowA && cs_a == 1;
   const bool same_type = std::is_same<TIn, typename Kern::TP>::value;
