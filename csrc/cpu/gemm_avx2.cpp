@@ -1,5 +1,11 @@
 // AVX2+FMA GEMM micro-kernels (fp32 6x16, fp64 6x8): 12 accumulators + 2 B + 1 broadcast of the
 // 16 ymm registers, the classic Haswell-era tile. Compiled with -mavx2 -mfma.
+//
+// Same conventions as the AVX-512 kernels (gemm_avx512.cpp): A is read row-major in place or
+// from a compact row copy (RA) or as a packed k-major micro-panel; short edge panels run a
+// shorter tile (with_rows) and a narrow last column panel only the vectors it needs (with_vecs).
+// The row mode matters most here: packing A k-major is a scalar transpose, which cost this path
+// 20-40% on the layer shapes (64x4096x4096 0.61x OpenBLAS's Haswell kernels, NOTES.md item 17).
 #include <immintrin.h>
 
 #include "cpu/gemm.h"
@@ -9,85 +15,115 @@ namespace bm {
 namespace avx2 {
 namespace {
 
-struct KernF32 {
-  using TP = float;
-  using TC = float;
-  static constexpr int MR = 6, NR = 16, KU = 1;
-  static constexpr int64_t KC = 256, NC = 1024;
-  static constexpr bool kRowA = false;
-  static constexpr int64_t kSmallM = 48, kInPlaceMaxN = 0;
+using gemm_detail::clamped_rows;
+using gemm_detail::with_rows;
+using gemm_detail::with_vecs;
+
+// Vector operations of one element type, so that one kernel template serves fp32 and fp64.
+template <typename T>
+struct Vec;
+template <>
+struct Vec<float> {
+  using V = __m256;
+  static constexpr int W = 8;
+  static V zero() { return _mm256_setzero_ps(); }
+  static V load(const float* p) { return _mm256_load_ps(p); }
+  static V loadu(const float* p) { return _mm256_loadu_ps(p); }
+  static V bcast(const float* p) { return _mm256_broadcast_ss(p); }
+  static V set1(float x) { return _mm256_set1_ps(x); }
+  static V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
+  static V mul(V a, V b) { return _mm256_mul_ps(a, b); }
+  static void store(float* p, V v) { _mm256_store_ps(p, v); }
+  static void storeu(float* p, V v) { _mm256_storeu_ps(p, v); }
+};
+template <>
+struct Vec<double> {
+  using V = __m256d;
+  static constexpr int W = 4;
+  static V zero() { return _mm256_setzero_pd(); }
+  static V load(const double* p) { return _mm256_load_pd(p); }
+  static V loadu(const double* p) { return _mm256_loadu_pd(p); }
+  static V bcast(const double* p) { return _mm256_broadcast_sd(p); }
+  static V set1(double x) { return _mm256_set1_pd(x); }
+  static V fma(V a, V b, V c) { return _mm256_fmadd_pd(a, b, c); }
+  static V mul(V a, V b) { return _mm256_mul_pd(a, b); }
+  static void store(double* p, V v) { _mm256_store_pd(p, v); }
+  static void storeu(double* p, V v) { _mm256_storeu_pd(p, v); }
+};
+
+// MR x (NV * lanes) tile of T. RA: A row-major (a[i*lda + k], rows >= m clamped to the last
+// valid one); otherwise a packed micro-panel. B is a packed, aligned panel.
+template <typename T, int MR_, int NV, int64_t KC_, int64_t NC_>
+struct KernT {
+  using TP = T;
+  using TC = T;
+  using O = Vec<T>;
+  static constexpr int MR = MR_, NR = NV * O::W, KU = 1;
+  static constexpr int64_t KC = KC_, NC = NC_;
+  static constexpr bool kRowA = true;
+  static constexpr int64_t kSmallM = 96, kInPlaceMaxN = 256;
   template <bool RA>
-  static void ukr(int64_t ks, const float* a, int64_t, const float* b, float* c, int64_t rs_c,
-                  int64_t cs_c, int m, int n, float alpha, float beta) {
-    __m256 acc[MR][2];
+  static void ukr(int64_t ks, const T* a, int64_t lda, const T* b, T* c, int64_t rs_c,
+                  int64_t cs_c, int m, int n, T alpha, T beta) {
+    with_rows<MR>(m, [&](auto r) {
+      with_vecs<NV, O::W>(n, [&](auto v) {
+        ukr_rows<RA, decltype(r)::value, decltype(v)::value>(ks, a, lda, b, c, rs_c, cs_c, m, n,
+                                                             alpha, beta);
+      });
+    });
+  }
+  // R rows x NVE of the panel's vectors (the packed panel keeps its NR stride per k).
+  template <bool RA, int R, int NVE>
+  static void ukr_rows(int64_t ks, const T* a, int64_t lda, const T* b, T* c, int64_t rs_c,
+                       int64_t cs_c, int m, int n, T alpha, T beta) {
+    typename O::V acc[R][NVE];
 #pragma GCC unroll 6
-    for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+    for (int i = 0; i < R; ++i)
+#pragma GCC unroll 2
+      for (int v = 0; v < NVE; ++v) acc[i][v] = O::zero();
+    const T* ar[R];
+    if constexpr (RA) clamped_rows(ar, a, lda, m);
     for (int64_t k = 0; k < ks; ++k) {
-      const __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+      typename O::V bv[NVE];
+#pragma GCC unroll 2
+      for (int v = 0; v < NVE; ++v) bv[v] = O::load(b + O::W * v);
 #pragma GCC unroll 6
-      for (int i = 0; i < MR; ++i) {
-        const __m256 ai = _mm256_broadcast_ss(a + i);
-        acc[i][0] = _mm256_fmadd_ps(ai, b0, acc[i][0]);
-        acc[i][1] = _mm256_fmadd_ps(ai, b1, acc[i][1]);
+      for (int i = 0; i < R; ++i) {
+        const typename O::V ai = O::bcast(RA ? ar[i] + k : a + i);
+#pragma GCC unroll 2
+        for (int v = 0; v < NVE; ++v) acc[i][v] = O::fma(ai, bv[v], acc[i][v]);
       }
-      a += MR;
+      if constexpr (!RA) a += MR;
       b += NR;
     }
-    if (m == MR && n == NR && cs_c == 1) {
-      const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
-      for (int i = 0; i < MR; ++i) {
-        float* row = c + i * rs_c;
-        __m256 r0 = _mm256_mul_ps(acc[i][0], va), r1 = _mm256_mul_ps(acc[i][1], va);
-        if (beta != 0.f) {
-          r0 = _mm256_fmadd_ps(_mm256_loadu_ps(row), vb, r0);
-          r1 = _mm256_fmadd_ps(_mm256_loadu_ps(row + 8), vb, r1);
+    if (cs_c == 1 && n == NVE * O::W) {  // full-width rows: vector stores
+      const typename O::V va = O::set1(alpha), vb = O::set1(beta);
+      // Unrolled with constant indices: a loop to the run-time m made GCC keep acc in memory
+      // and store all of it on every k step (half speed).
+#pragma GCC unroll 6
+      for (int i = 0; i < R; ++i) {
+        if (i >= m) break;
+        T* row = c + i * rs_c;
+#pragma GCC unroll 2
+        for (int v = 0; v < NVE; ++v) {
+          typename O::V r = O::mul(acc[i][v], va);
+          if (beta != T(0)) r = O::fma(O::loadu(row + O::W * v), vb, r);
+          O::storeu(row + O::W * v, r);
         }
-        _mm256_storeu_ps(row, r0);
-        _mm256_storeu_ps(row + 8, r1);
       }
-    } else {
-      alignas(32) float tile[MR * NR];
-      for (int i = 0; i < MR; ++i) {
-        _mm256_store_ps(tile + i * NR, acc[i][0]);
-        _mm256_store_ps(tile + i * NR + 8, acc[i][1]);
-      }
-      gemm_detail::store_tile_generic(tile, NR, c, rs_c, cs_c, m, n, alpha, beta);
+      return;
     }
+    alignas(32) T tile[R * NVE * O::W];
+#pragma GCC unroll 6
+    for (int i = 0; i < R; ++i)
+#pragma GCC unroll 2
+      for (int v = 0; v < NVE; ++v) O::store(tile + (i * NVE + v) * O::W, acc[i][v]);
+    gemm_detail::store_tile_generic(tile, NVE * O::W, c, rs_c, cs_c, m, n, alpha, beta);
   }
 };
 
-struct KernF64 {
-  using TP = double;
-  using TC = double;
-  static constexpr int MR = 6, NR = 8, KU = 1;
-  static constexpr int64_t KC = 256, NC = 512;
-  static constexpr bool kRowA = false;
-  static constexpr int64_t kSmallM = 48, kInPlaceMaxN = 0;
-  template <bool RA>
-  static void ukr(int64_t ks, const double* a, int64_t, const double* b, double* c, int64_t rs_c,
-                  int64_t cs_c, int m, int n, double alpha, double beta) {
-    __m256d acc[MR][2];
-#pragma GCC unroll 6
-    for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_pd();
-    for (int64_t k = 0; k < ks; ++k) {
-      const __m256d b0 = _mm256_load_pd(b), b1 = _mm256_load_pd(b + 4);
-#pragma GCC unroll 6
-      for (int i = 0; i < MR; ++i) {
-        const __m256d ai = _mm256_broadcast_sd(a + i);
-        acc[i][0] = _mm256_fmadd_pd(ai, b0, acc[i][0]);
-        acc[i][1] = _mm256_fmadd_pd(ai, b1, acc[i][1]);
-      }
-      a += MR;
-      b += NR;
-    }
-    alignas(32) double tile[MR * NR];
-    for (int i = 0; i < MR; ++i) {
-      _mm256_store_pd(tile + i * NR, acc[i][0]);
-      _mm256_store_pd(tile + i * NR + 4, acc[i][1]);
-    }
-    gemm_detail::store_tile_generic(tile, NR, c, rs_c, cs_c, m, n, alpha, beta);
-  }
-};
+using KernF32 = KernT<float, 6, 2, 256, 1024>;
+using KernF64 = KernT<double, 6, 2, 256, 512>;
 
 }  // namespace
 

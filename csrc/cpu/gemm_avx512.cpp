@@ -26,43 +26,15 @@ namespace bm {
 namespace avx512 {
 namespace {
 
+using gemm_detail::clamped_rows;
+using gemm_detail::with_rows;
+using gemm_detail::with_vecs;
+
 // Mask of the lanes of vector v (of L lanes) that hold one of the first n columns.
 template <int L>
 inline unsigned lane_mask(int n, int v) {
   const int left = n - L * v;
   return left >= L ? (1u << L) - 1 : left <= 0 ? 0u : (1u << left) - 1;
-}
-
-// Calls f(std::integral_constant<int, R>{}) for the shortest of MR, 2MR/3 and MR/3 rows that
-// covers m: edge panels with few rows run a shorter tile, no FMAs on padding rows (M = 64 with
-// 12-row panels is 5 x 12 + 4).
-template <int MR, class F>
-inline void with_rows(int m, F&& f) {
-  constexpr int R2 = (2 * MR) / 3, R3 = MR / 3;
-  if (m > R2) f(std::integral_constant<int, MR>{});
-  else if (m > R3) f(std::integral_constant<int, R2>{});
-  else f(std::integral_constant<int, R3>{});
-}
-
-// Calls f(std::integral_constant<int, V>{}) for the fewest vectors of W lanes, at most NV, that
-// cover n columns: a narrow last panel (N = 80 with 64-wide panels is 64 + 16) runs only the
-// vectors it needs, no FMAs on the zero padding of the packed B panel.
-template <int NV, int W, class F>
-inline void with_vecs(int n, F&& f) {
-  if constexpr (NV == 1) {
-    f(std::integral_constant<int, 1>{});
-  } else {
-    if (n > (NV - 1) * W) f(std::integral_constant<int, NV>{});
-    else with_vecs<NV - 1, W>(n, f);
-  }
-}
-
-// Row pointers of a row-major A panel (as P*), rows >= m clamped to the last valid one so that
-// nothing outside A is read.
-template <int R, typename P, typename T>
-inline void clamped_rows(const P* (&ar)[R], const T* a, int64_t lda, int m) {
-#pragma GCC unroll 12
-  for (int i = 0; i < R; ++i) ar[i] = reinterpret_cast<const P*>(a + (i < m ? i : m - 1) * lda);
 }
 
 // Writes acc (MR rows x NV vectors of 16 floats) to C: masked columns, first m rows.

@@ -539,6 +539,40 @@ void gemm_driver(int64_t M, int64_t N, int64_t K, typename Kern::TC alpha, const
 #undef BM_GEMM_RUN
 }
 
+// Tile helpers shared by the per-ISA micro-kernels.
+
+// Calls f(std::integral_constant<int, R>{}) for the shortest of MR, 2MR/3 and MR/3 rows that
+// covers m: edge panels with few rows run a shorter tile, no FMAs on padding rows (M = 64 with
+// 12-row panels is 5 x 12 + 4).
+template <int MR, class F>
+inline void with_rows(int m, F&& f) {
+  constexpr int R2 = (2 * MR) / 3, R3 = MR / 3;
+  if (m > R2) f(std::integral_constant<int, MR>{});
+  else if (m > R3) f(std::integral_constant<int, R2>{});
+  else f(std::integral_constant<int, R3>{});
+}
+
+// Calls f(std::integral_constant<int, V>{}) for the fewest vectors of W lanes, at most NV, that
+// cover n columns: a narrow last panel (N = 80 with 64-wide panels is 64 + 16) runs only the
+// vectors it needs, no FMAs on the zero padding of the packed B panel.
+template <int NV, int W, class F>
+inline void with_vecs(int n, F&& f) {
+  if constexpr (NV == 1) {
+    f(std::integral_constant<int, 1>{});
+  } else {
+    if (n > (NV - 1) * W) f(std::integral_constant<int, NV>{});
+    else with_vecs<NV - 1, W>(n, f);
+  }
+}
+
+// Row pointers of a row-major A panel (as P*), rows >= m clamped to the last valid one so that
+// nothing outside A is read.
+template <int R, typename P, typename T>
+inline void clamped_rows(const P* (&ar)[R], const T* a, int64_t lda, int m) {
+#pragma GCC unroll 12
+  for (int i = 0; i < R; ++i) ar[i] = reinterpret_cast<const P*>(a + (i < m ? i : m - 1) * lda);
+}
+
 // Stores an MR x NR accumulator tile held in a plain array (edge tiles and strided C).
 template <typename TC>
 inline void store_tile_generic(const TC* tile, int ld, TC* c, int64_t rs_c, int64_t cs_c, int m,
