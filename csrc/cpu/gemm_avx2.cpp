@@ -5,7 +5,8 @@
 // from a compact row copy (RA) or as a packed k-major micro-panel; short edge panels run a
 // shorter tile (with_rows) and a narrow last column panel only the vectors it needs (with_vecs).
 // The row mode matters most here: packing A k-major is a scalar transpose, which cost this path
-// 20-40% on the layer shapes (64x4096x4096 0.61x OpenBLAS's Haswell kernels before, NOTES.md GEMM item 17).
+// 20-40% on the layer shapes (64x4096x4096 ran at 0.61x OpenBLAS's Haswell kernels; NOTES.md
+// GEMM item 17).
 #include <immintrin.h>
 
 #include "cpu/gemm.h"
