@@ -90,6 +90,23 @@ def test_gemm_narrow_last_panel_and_thread_split(rng, N, M, threads, dtype):
     assert rel_err(got, reference.gemm(a, b, c, alpha=0.75, beta=1.25)) <= TOL[dtype]
 
 
+# bf16 panels are 32 columns (two vectors of 16): N % 32 in 1-16 runs one vector.
+@pytest.mark.parametrize("N", [16, 48, 80, 113, 300])
+@pytest.mark.parametrize("M", [37, 200])
+def test_bf16_narrow_last_panel(rng, N, M):
+    if not _core.bf16_available():
+        pytest.skip("CPU has no AVX512_BF16")
+    K = 130
+    a = rng.standard_normal((M, K)).astype(np.float32)
+    b = rng.standard_normal((K, N)).astype(np.float32)
+    got = ops.gemm(a.T.copy(), b, trans_a=True, precision="bf16")  # packed (k-major) A as well
+    ar = (_core.bf16_round(a).astype(np.uint32) << 16).view(np.float32)
+    br = (_core.bf16_round(b).astype(np.uint32) << 16).view(np.float32)
+    assert rel_err(got, reference.matmul(ar, br)) <= 1e-5
+    got = ops.gemm(a, b, precision="bf16")
+    assert rel_err(got, reference.matmul(ar, br)) <= 1e-5
+
+
 # One output row or column runs the matrix-vector path (csrc/cpu/gemv.h): row dots in groups of
 # four, column-major sweeps in chunks, k in blocks of 16384 (partials in parallel for 1-3 rows).
 GEMV_SHAPES = [(1, 1, 1), (1, 9, 1), (1, 5, 37), (1, 784, 128), (2, 33, 1), (7, 300, 1),

@@ -153,34 +153,42 @@ struct KernBF16 {
                   int64_t rs_c, int64_t cs_c, int m, int n, float alpha, float beta,
                   gemm_detail::PfStream& pf) {
     with_rows<MR>(m, [&](auto r) {
-      ukr_rows<RA, decltype(r)::value>(ks, a, lda, b, c, rs_c, cs_c, m, n, alpha, beta, pf);
+      with_vecs<2, 16>(n, [&](auto v) {
+        ukr_rows<RA, decltype(r)::value, decltype(v)::value>(ks, a, lda, b, c, rs_c, cs_c, m, n,
+                                                             alpha, beta, pf);
+      });
     });
   }
-  template <bool RA, int R>
+  // R rows x NVE of the panel's two vectors of 16 outputs (the packed panel keeps its stride).
+  template <bool RA, int R, int NVE>
   static void ukr_rows(int64_t ks, const uint16_t* a, int64_t lda, const uint16_t* b, float* c,
                        int64_t rs_c, int64_t cs_c, int m, int n, float alpha, float beta,
                        gemm_detail::PfStream& pf) {
-    prefetch_c<NR>(c, rs_c, cs_c, m);
-    __m512 acc[R][2];
+    prefetch_c<16 * NVE>(c, rs_c, cs_c, m);
+    __m512 acc[R][NVE];
 #pragma GCC unroll 12
-    for (int i = 0; i < R; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+    for (int i = 0; i < R; ++i)
+#pragma GCC unroll 2
+      for (int v = 0; v < NVE; ++v) acc[i][v] = _mm512_setzero_ps();
     const int32_t* a32 = reinterpret_cast<const int32_t*>(a);
     const int32_t* ar[R];
     if constexpr (RA) clamped_rows(ar, a, lda, m);
     const bool two = pf.left > ks;  // more lines to fetch than k steps
     for (int64_t k = 0; k < ks; ++k) {
-      const __m512bh b0 = (__m512bh)_mm512_load_si512(b);
-      const __m512bh b1 = (__m512bh)_mm512_load_si512(b + 32);
-      _mm_prefetch(reinterpret_cast<const char*>(b + 16 * NR), _MM_HINT_T0);
-      _mm_prefetch(reinterpret_cast<const char*>(b + 16 * NR + 32), _MM_HINT_T0);
+      __m512bh bv[NVE];
+#pragma GCC unroll 2
+      for (int v = 0; v < NVE; ++v) {
+        bv[v] = (__m512bh)_mm512_load_si512(b + 32 * v);
+        _mm_prefetch(reinterpret_cast<const char*>(b + 16 * NR + 32 * v), _MM_HINT_T0);
+      }
 #pragma GCC unroll 12
       for (int i = 0; i < R; ++i) {
         int32_t word;
         if constexpr (RA) std::memcpy(&word, ar[i] + k, 4);
         else word = a32[i];
         const __m512bh ai = (__m512bh)_mm512_set1_epi32(word);
-        acc[i][0] = _mm512_dpbf16_ps(acc[i][0], ai, b0);
-        acc[i][1] = _mm512_dpbf16_ps(acc[i][1], ai, b1);
+#pragma GCC unroll 2
+        for (int v = 0; v < NVE; ++v) acc[i][v] = _mm512_dpbf16_ps(acc[i][v], ai, bv[v]);
       }
       if constexpr (!RA) a32 += MR;
       b += NR * 2;
@@ -188,7 +196,7 @@ struct KernBF16 {
       if (two) pf.one();
     }
     pf.burst();
-    store_f32<R>(acc, c, rs_c, cs_c, m, n, alpha, beta);
+    store_f32<R, NVE>(acc, c, rs_c, cs_c, m, n, alpha, beta);
   }
 
   // Large M, N <= 64: 6 x 64 tiles reading float A in place, each (k, k+1) pair converted in
