@@ -90,6 +90,45 @@ def test_gemm_narrow_last_panel_and_thread_split(rng, N, M, threads, dtype):
     assert rel_err(got, reference.gemm(a, b, c, alpha=0.75, beta=1.25)) <= TOL[dtype]
 
 
+# Long K with a small C (M <= 96, N up to one column panel) runs the direct driver: no packing,
+# the kernel reads A (row-major, or transposed: Gram products X^T Y) and B's rows in place, K in
+# fixed chunks whose partial products are summed in order. Shapes: one chunk and many (the chunk
+# is 256-8192 rows, by M + N), tiles with edge rows and narrow vectors, B and C as strided views.
+@pytest.mark.parametrize("shape", [(20, 20, 100003), (1, 5, 4099), (7, 33, 2048), (96, 64, 3001),
+                                   (13, 16, 70001), (50, 17, 9999), (5, 24, 1024)],
+                         ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("trans_a", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+def test_gemm_long_k_small_c(rng, shape, trans_a, dtype):
+    M, N, K = shape
+    a = rng.standard_normal((K, M) if trans_a else (M, K)).astype(dtype)
+    wide = rng.standard_normal((K, N + 3)).astype(dtype)
+    b = wide[:, 1:N + 1]  # rows N + 3 apart
+    c = rng.standard_normal((M, N)).astype(dtype)
+    out = np.zeros((M, 2 * N), dtype)[:, ::2]
+    ops.gemm(a, b, c, alpha=0.5, beta=-1.5, trans_a=trans_a, out=out)
+    ref = reference.gemm(a, b, c, alpha=0.5, beta=-1.5, trans_a=trans_a)
+    assert rel_err(out, ref) <= 3 * TOL[dtype]
+    # The chunks are fixed by the shape, so the bits do not depend on the thread count.
+    before = bigmodel.get_num_threads()
+    try:
+        results = []
+        for threads in (1, 2):
+            bigmodel.set_num_threads(threads)
+            results.append(ops.gemm(a, b, trans_a=trans_a))
+    finally:
+        bigmodel.set_num_threads(before)
+    assert np.array_equal(results[0], results[1])
+
+
+@pytest.mark.parametrize("K", [1500, 50000])  # one chunk (the kernel stores), many (summed)
+def test_gemm_long_k_beta_zero_ignores_nan_in_out(rng, K):
+    x = rng.standard_normal((K, 12)).astype(np.float32)
+    out = np.full((12, 12), np.nan, np.float32)
+    ops.gemm(x, x, trans_a=True, out=out)
+    assert rel_err(out, reference.matmul(x.T, x)) <= 1e-5
+
+
 # bf16 panels are 32 columns (two vectors of 16): N % 32 in 1-16 runs one vector.
 @pytest.mark.parametrize("N", [16, 48, 80, 113, 300])
 @pytest.mark.parametrize("M", [37, 200])

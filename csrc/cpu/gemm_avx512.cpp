@@ -46,8 +46,13 @@ __attribute__((always_inline)) inline void store_f32(__m512 (&acc)[MR][NV], floa
     __mmask16 km[NV];
     for (int v = 0; v < NV; ++v) km[v] = __mmask16(lane_mask<16>(n, v));
     const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+    // Loops over the tile's rows unrolled with a break: a loop to the run-time m indexes acc
+    // with a variable, and where registers are short (the direct tiles) GCC then kept acc in
+    // memory and stored all of it on every k step.
     if (n == 16 * NV) {  // full width: plain stores (a masked store costs more on Zen 4)
-      for (int i = 0; i < m && i < MR; ++i) {
+#pragma GCC unroll 12
+      for (int i = 0; i < MR; ++i) {
+        if (i >= m) break;
         float* row = c + i * rs_c;
 #pragma GCC unroll 4
         for (int v = 0; v < NV; ++v) {
@@ -58,7 +63,9 @@ __attribute__((always_inline)) inline void store_f32(__m512 (&acc)[MR][NV], floa
       }
       return;
     }
-    for (int i = 0; i < m && i < MR; ++i) {
+#pragma GCC unroll 12
+    for (int i = 0; i < MR; ++i) {
+      if (i >= m) break;
       float* row = c + i * rs_c;
 #pragma GCC unroll 4
       for (int v = 0; v < NV; ++v) {
@@ -69,11 +76,121 @@ __attribute__((always_inline)) inline void store_f32(__m512 (&acc)[MR][NV], floa
     }
   } else {
     alignas(64) float tile[MR * 16 * NV];
+#pragma GCC unroll 12
     for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
       for (int v = 0; v < NV; ++v) _mm512_store_ps(tile + i * 16 * NV + 16 * v, acc[i][v]);
     gemm_detail::store_tile_generic(tile, 16 * NV, c, rs_c, cs_c, m, n, alpha, beta);
   }
 }
+
+// Writes acc (R rows x NVE vectors of 8 doubles) to C: masked columns, first m rows.
+template <int R, int NVE>
+__attribute__((always_inline)) inline void store_f64(__m512d (&acc)[R][NVE], double* c,
+                                                    int64_t rs_c, int64_t cs_c, int m, int n,
+                                                    double alpha, double beta) {
+  if (cs_c == 1) {
+    __mmask8 km[NVE];
+    for (int v = 0; v < NVE; ++v) km[v] = __mmask8(lane_mask<8>(n, v));
+    const __m512d va = _mm512_set1_pd(alpha), vb = _mm512_set1_pd(beta);
+#pragma GCC unroll 12
+    for (int i = 0; i < R; ++i) {
+      if (i >= m) break;
+      double* row = c + i * rs_c;
+#pragma GCC unroll 4
+      for (int v = 0; v < NVE; ++v) {
+        __m512d r = _mm512_mul_pd(acc[i][v], va);
+        if (beta != 0.0) r = _mm512_fmadd_pd(_mm512_maskz_loadu_pd(km[v], row + 8 * v), vb, r);
+        _mm512_mask_storeu_pd(row + 8 * v, km[v], r);
+      }
+    }
+  } else {
+    alignas(64) double tile[R * NVE * 8];
+#pragma GCC unroll 12
+    for (int i = 0; i < R; ++i)
+#pragma GCC unroll 4
+      for (int v = 0; v < NVE; ++v) _mm512_store_pd(tile + (i * NVE + v) * 8, acc[i][v]);
+    gemm_detail::store_tile_generic(tile, NVE * 8, c, rs_c, cs_c, m, n, alpha, beta);
+  }
+}
+
+// Vector operations of one element type for the direct tile below.
+template <typename T>
+struct Zmm;
+template <>
+struct Zmm<float> {
+  using V = __m512;
+  static constexpr int W = 16;
+  static V zero() { return _mm512_setzero_ps(); }
+  static V loadm(unsigned k, const float* p) { return _mm512_maskz_loadu_ps(__mmask16(k), p); }
+  static V set1(float x) { return _mm512_set1_ps(x); }
+  static V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
+  template <int R, int NVE>
+  static void store(V (&acc)[R][NVE], float* c, int64_t rs_c, int64_t cs_c, int m, int n,
+                    float alpha, float beta) {
+    store_f32<R, NVE>(acc, c, rs_c, cs_c, m, n, alpha, beta);
+  }
+};
+template <>
+struct Zmm<double> {
+  using V = __m512d;
+  static constexpr int W = 8;
+  static V zero() { return _mm512_setzero_pd(); }
+  static V loadm(unsigned k, const double* p) { return _mm512_maskz_loadu_pd(__mmask8(k), p); }
+  static V set1(double x) { return _mm512_set1_pd(x); }
+  static V fma(V a, V b, V c) { return _mm512_fmadd_pd(a, b, c); }
+  template <int R, int NVE>
+  static void store(V (&acc)[R][NVE], double* c, int64_t rs_c, int64_t cs_c, int m, int n,
+                    double alpha, double beta) {
+    store_f64<R, NVE>(acc, c, rs_c, cs_c, m, n, alpha, beta);
+  }
+};
+
+// Direct operands, for gemm_detail::driver_direct (a long K and a C of at most NR columns,
+// nothing packed): element (i, k) of A at a[i*a_rs + k*a_ks] (one of the two strides is 1:
+// row-major A, or a transposed one read k row by k row), row k of B at b + k*ldb with its
+// n <= NR valid columns read by masked loads. Rows >= m of A are clamped to the last valid one.
+// An MR x NR tile of T as the packed kernels use, the same edge tiles.
+template <typename T, int MR, int NV>
+struct DirectTile {
+  using O = Zmm<T>;
+  static void run(int64_t ks, const T* a, int64_t a_rs, int64_t a_ks, const T* b, int64_t ldb,
+                  T* c, int64_t rs_c, int64_t cs_c, int m, int n, T alpha, T beta) {
+    with_rows<MR>(m, [&](auto r) {
+      with_vecs<NV, O::W>(n, [&](auto v) {
+        rows<decltype(r)::value, decltype(v)::value>(ks, a, a_rs, a_ks, b, ldb, c, rs_c, cs_c, m,
+                                                     n, alpha, beta);
+      });
+    });
+  }
+  template <int R, int NVE>
+  static void rows(int64_t ks, const T* a, int64_t a_rs, int64_t a_ks, const T* b, int64_t ldb,
+                   T* c, int64_t rs_c, int64_t cs_c, int m, int n, T alpha, T beta) {
+    typename O::V acc[R][NVE];
+#pragma GCC unroll 12
+    for (int i = 0; i < R; ++i)
+#pragma GCC unroll 4
+      for (int v = 0; v < NVE; ++v) acc[i][v] = O::zero();
+    const T* ar[R];
+    clamped_rows(ar, a, a_rs, m);
+    unsigned km[NVE];
+#pragma GCC unroll 4
+    for (int v = 0; v < NVE; ++v) km[v] = lane_mask<O::W>(n, v);
+    int64_t ka = 0;
+    for (int64_t k = 0; k < ks; ++k, ka += a_ks, b += ldb) {
+      typename O::V bv[NVE];
+#pragma GCC unroll 4
+      for (int v = 0; v < NVE; ++v) bv[v] = O::loadm(km[v], b + O::W * v);
+#pragma GCC unroll 12
+      for (int i = 0; i < R; ++i) {
+        const typename O::V ai = O::set1(ar[i][ka]);
+#pragma GCC unroll 4
+        for (int v = 0; v < NVE; ++v) acc[i][v] = O::fma(ai, bv[v], acc[i][v]);
+      }
+    }
+    O::template store<R, NVE>(acc, c, rs_c, cs_c, m, n, alpha, beta);
+  }
+};
 
 // Starts the C tile's cache lines (NR elements per row) on their way while the k loop runs.
 template <int NR, typename T>
@@ -134,6 +251,12 @@ struct KernF32T {
       b += NR;
     }
     store_f32<R, NVE>(acc, c, rs_c, cs_c, m, n, alpha, beta);
+  }
+  static constexpr bool kDirect = true;  // see DirectTile
+  static void ukr_direct(int64_t ks, const float* a, int64_t a_rs, int64_t a_ks, const float* b,
+                         int64_t ldb, float* c, int64_t rs_c, int64_t cs_c, int m, int n,
+                         float alpha, float beta) {
+    DirectTile<float, MR, NV>::run(ks, a, a_rs, a_ks, b, ldb, c, rs_c, cs_c, m, n, alpha, beta);
   }
 };
 using KernF32 = KernF32T<BM_F32_MR, BM_F32_NV>;
@@ -371,25 +494,13 @@ struct KernF64T {
       if constexpr (!RA) a += MR;
       b += NR;
     }
-    if (cs_c == 1) {
-      __mmask8 km[NVE];
-      for (int v = 0; v < NVE; ++v) km[v] = __mmask8(lane_mask<8>(n, v));
-      const __m512d va = _mm512_set1_pd(alpha), vb = _mm512_set1_pd(beta);
-      for (int i = 0; i < m && i < R; ++i) {
-        double* row = c + i * rs_c;
-#pragma GCC unroll 4
-        for (int v = 0; v < NVE; ++v) {
-          __m512d r = _mm512_mul_pd(acc[i][v], va);
-          if (beta != 0.0) r = _mm512_fmadd_pd(_mm512_maskz_loadu_pd(km[v], row + 8 * v), vb, r);
-          _mm512_mask_storeu_pd(row + 8 * v, km[v], r);
-        }
-      }
-    } else {
-      alignas(64) double tile[R * NR];
-      for (int i = 0; i < R; ++i)
-        for (int v = 0; v < NVE; ++v) _mm512_store_pd(tile + i * NR + 8 * v, acc[i][v]);
-      gemm_detail::store_tile_generic(tile, NR, c, rs_c, cs_c, m, n, alpha, beta);
-    }
+    store_f64<R, NVE>(acc, c, rs_c, cs_c, m, n, alpha, beta);
+  }
+  static constexpr bool kDirect = true;  // see DirectTile
+  static void ukr_direct(int64_t ks, const double* a, int64_t a_rs, int64_t a_ks, const double* b,
+                         int64_t ldb, double* c, int64_t rs_c, int64_t cs_c, int m, int n,
+                         double alpha, double beta) {
+    DirectTile<double, MR, NV>::run(ks, a, a_rs, a_ks, b, ldb, c, rs_c, cs_c, m, n, alpha, beta);
   }
 };
 #ifndef BM_F64_MR

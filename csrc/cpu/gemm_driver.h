@@ -257,6 +257,9 @@ void scale_c(int64_t M, int64_t N, TC beta, TC* C, int64_t rs_c, int64_t cs_c) {
     }
 }
 
+// K from which driver_direct takes small products (see there).
+constexpr int64_t kDirectMinK = 1024;
+
 // Small-M order: packed B panels per group, at most this many bytes (L2-resident).
 constexpr int64_t kSmallMBlockBytes = 256 * 1024;
 
@@ -485,6 +488,59 @@ void driver_small_m(int64_t M, int64_t N, int64_t K, int64_t KC, typename Kern::
   }
 }
 
+template <class Kern, class = void>
+struct has_direct : std::false_type {};
+template <class Kern>
+struct has_direct<Kern, std::void_t<decltype(Kern::kDirect)>> : std::true_type {};
+
+// K rows per chunk of the direct driver: the chunk's rows of A and B (M + N elements each) stay
+// in L2 while every MR-row tile of C reads them. Fixed by the shape alone, so the summation
+// order, and the result's bits, do not depend on the thread count.
+inline int64_t direct_chunk(int64_t M, int64_t N, size_t elem) {
+  const int64_t rows = int64_t(256 * 1024) / (int64_t(M + N) * int64_t(elem));
+  return std::max<int64_t>(256, std::min<int64_t>(8192, rows));
+}
+
+// Long K, small C (M <= kSmallM, N <= NR): Gram matrices X^T X, A^T B with few columns. The
+// packed drivers would copy all of A and B into panels for a few FMAs per element (a 20 x 20
+// Gram of 100000 rows: one pass to pack, one to compute); here the kernel reads A (row-major,
+// or transposed: k rows of m contiguous elements) and B's rows where they are, one K chunk per
+// task, and the chunks' partial products are summed in chunk order.
+template <class Kern, typename T>
+void driver_direct(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rs_a,
+                   int64_t cs_a, const T* B, int64_t rs_b, T beta, T* C, int64_t rs_c,
+                   int64_t cs_c, int nt) {
+  constexpr int MR = Kern::MR;
+  const int64_t a_rs = cs_a == 1 ? rs_a : 1, a_ks = cs_a == 1 ? 1 : cs_a;
+  const int64_t n_ir = (M + MR - 1) / MR;
+  const int64_t chunk = direct_chunk(M, N, sizeof(T));
+  const int64_t nch = (K + chunk - 1) / chunk;
+  auto tiles = [&](int64_t k0, int64_t kc, T* c, int64_t rsc, int64_t csc, T al, T be) {
+    for (int64_t ir = 0; ir < n_ir; ++ir) {
+      const int64_t i0 = ir * MR;
+      Kern::ukr_direct(kc, A + i0 * a_rs + k0 * a_ks, a_rs, a_ks, B + k0 * rs_b, rs_b,
+                       c + i0 * rsc, rsc, csc, static_cast<int>(std::min<int64_t>(MR, M - i0)),
+                       static_cast<int>(N), al, be);
+    }
+  };
+  if (nch == 1) return tiles(0, K, C, rs_c, cs_c, alpha, beta);
+  // Partial products, chunk after chunk (M x N each); the calling thread's GEMM slot 2.
+  T* part = thread_scratch<T>(size_t(nch) * M * N, 2);
+#pragma omp parallel for num_threads(static_cast<int>(std::min<int64_t>(nt, nch))) \
+    schedule(static) if (nt > 1)
+  for (int64_t ch = 0; ch < nch; ++ch) {
+    const int64_t k0 = ch * chunk;
+    tiles(k0, std::min(chunk, K - k0), part + ch * M * N, N, 1, T(1), T(0));
+  }
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t j = 0; j < N; ++j) {
+      T sum = part[i * N + j];
+      for (int64_t ch = 1; ch < nch; ++ch) sum += part[(ch * M + i) * N + j];
+      T& dst = C[i * rs_c + j * cs_c];
+      dst = beta == T(0) ? alpha * sum : alpha * sum + beta * dst;
+    }
+}
+
 template <class Kern, typename TIn>
 void gemm_driver(int64_t M, int64_t N, int64_t K, typename Kern::TC alpha, const TIn* A,
                  int64_t rs_a, int64_t cs_a, const TIn* B, int64_t rs_b, int64_t cs_b,
@@ -512,6 +568,12 @@ void gemm_driver(int64_t M, int64_t N, int64_t K, typename Kern::TC alpha, const
   int nt = omp_in_parallel() ? 1 : std::max(1, nthreads);
   nt = static_cast<int>(std::min<double>(nt, std::max(1.0, flops / 2e6)));
   const bool small_m = M <= Kern::kSmallM;
+  if constexpr (has_direct<Kern>::value && std::is_same<TIn, TC>::value) {
+    // Long K, small C, operands whose k rows are contiguous runs (driver_direct).
+    const bool a_ok = cs_a == 1 || rs_a == 1, b_ok = cs_b == 1;
+    if (small_m && N <= Kern::NR && K >= kDirectMinK && a_ok && b_ok)
+      return driver_direct<Kern>(M, N, K, alpha, A, rs_a, cs_a, B, rs_b, beta, C, rs_c, cs_c, nt);
+  }
   const bool row_major_a = Kern::kRowA && cs_a == 1;
   const bool same_type = std::is_same<TIn, typename Kern::TP>::value;
   const bool in_place = row_major_a && same_type && K % KU == 0 &&
