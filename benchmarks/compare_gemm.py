@@ -38,4 +38,27 @@ def rows(quick: bool = False):
             out.append(dict(workload=name + " bf16", ours_ms=t["ours_bf16"] * 1e3,
                             anchor="NumPy fp32", anchor_ms=t["numpy"] * 1e3, flop=flop,
                             note=f"{t['ours'] / t['ours_bf16']:.2f}x our fp32"))
+    if not quick:
+        out += _gram_rows(rng)
+    return out
+
+
+# Gram products X^T X of a tall, narrow X (a covariance, the SVD's A^T Q): NumPy recognises
+# X.T @ X and calls syrk, which computes one triangle (half the FLOPs; GFLOP/s below count the
+# whole product).
+GRAM = [(100000, 20, np.float32), (100000, 20, np.float64), (10000, 64, np.float32),
+        (1682, 20, np.float64)]
+
+
+def _gram_rows(rng):
+    out = []
+    for K, M, dt in GRAM:
+        x = rng.standard_normal((K, M)).astype(dt)
+        c = np.empty((M, M), dt)
+        t = interleaved({"ours": lambda: bigmodel.ops.gemm(x, x, trans_a=True, out=c),
+                         "numpy": lambda: np.matmul(x.T, x, out=c)}, reps=5, rounds=3)
+        kind = "SGEMM" if dt == np.float32 else "DGEMM"
+        out.append(dict(workload=f"{kind} Gram XᵀX, X {K}x{M}", ours_ms=t["ours"] * 1e3,
+                        anchor="NumPy (OpenBLAS syrk)", anchor_ms=t["numpy"] * 1e3,
+                        flop=2.0 * K * M * M))
     return out
