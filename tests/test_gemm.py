@@ -99,7 +99,7 @@ def test_gemm_narrow_last_panel_and_thread_split(rng, N, M, threads, dtype):
                          ids=lambda s: "x".join(map(str, s)))
 @pytest.mark.parametrize("trans_a", [False, True])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
-def test_gemm_long_k_small_c(rng, shape, trans_a, dtype):
+def test_gemm_long_k_small_c(isa, rng, shape, trans_a, dtype):
     M, N, K = shape
     a = rng.standard_normal((K, M) if trans_a else (M, K)).astype(dtype)
     wide = rng.standard_normal((K, N + 3)).astype(dtype)

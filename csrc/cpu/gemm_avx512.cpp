@@ -163,9 +163,12 @@ struct DirectTile {
       });
     });
   }
+  // Not inlined: inlined into the driver's loops, some instantiations had their accumulators
+  // spilled and stored on every k step (20000x33 fp32 ran at half speed).
   template <int R, int NVE>
-  static void rows(int64_t ks, const T* a, int64_t a_rs, int64_t a_ks, const T* b, int64_t ldb,
-                   T* c, int64_t rs_c, int64_t cs_c, int m, int n, T alpha, T beta) {
+  __attribute__((noinline)) static void rows(int64_t ks, const T* a, int64_t a_rs, int64_t a_ks,
+                                             const T* b, int64_t ldb, T* c, int64_t rs_c,
+                                             int64_t cs_c, int m, int n, T alpha, T beta) {
     typename O::V acc[R][NVE];
 #pragma GCC unroll 12
     for (int i = 0; i < R; ++i)

@@ -257,8 +257,10 @@ void scale_c(int64_t M, int64_t N, TC beta, TC* C, int64_t rs_c, int64_t cs_c) {
     }
 }
 
-// K from which driver_direct takes small products (see there).
-constexpr int64_t kDirectMinK = 1024;
+// K from which driver_direct takes small products (M <= kSmallM, N <= kDirectMaxN and at most
+// three column panels: every MR x NR tile re-reads the K chunk, and fp64 with N = 64 (four
+// 16-wide panels) ran 15% slower than packing).
+constexpr int64_t kDirectMinK = 1024, kDirectMaxN = 64;
 
 // Small-M order: packed B panels per group, at most this many bytes (L2-resident).
 constexpr int64_t kSmallMBlockBytes = 256 * 1024;
@@ -501,7 +503,7 @@ inline int64_t direct_chunk(int64_t M, int64_t N, size_t elem) {
   return std::max<int64_t>(256, std::min<int64_t>(8192, rows));
 }
 
-// Long K, small C (M <= kSmallM, N <= NR): Gram matrices X^T X, A^T B with few columns. The
+// Long K, small C (M <= kSmallM, N <= 64, see kDirectMaxN): Gram matrices X^T X, A^T B with few columns. The
 // packed drivers would copy all of A and B into panels for a few FMAs per element (a 20 x 20
 // Gram of 100000 rows: one pass to pack, one to compute); here the kernel reads A (row-major,
 // or transposed: k rows of m contiguous elements) and B's rows where they are, one K chunk per
@@ -510,18 +512,20 @@ template <class Kern, typename T>
 void driver_direct(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rs_a,
                    int64_t cs_a, const T* B, int64_t rs_b, T beta, T* C, int64_t rs_c,
                    int64_t cs_c, int nt) {
-  constexpr int MR = Kern::MR;
+  constexpr int MR = Kern::MR, NR = Kern::NR;
   const int64_t a_rs = cs_a == 1 ? rs_a : 1, a_ks = cs_a == 1 ? 1 : cs_a;
   const int64_t n_ir = (M + MR - 1) / MR;
   const int64_t chunk = direct_chunk(M, N, sizeof(T));
   const int64_t nch = (K + chunk - 1) / chunk;
   auto tiles = [&](int64_t k0, int64_t kc, T* c, int64_t rsc, int64_t csc, T al, T be) {
-    for (int64_t ir = 0; ir < n_ir; ++ir) {
-      const int64_t i0 = ir * MR;
-      Kern::ukr_direct(kc, A + i0 * a_rs + k0 * a_ks, a_rs, a_ks, B + k0 * rs_b, rs_b,
-                       c + i0 * rsc, rsc, csc, static_cast<int>(std::min<int64_t>(MR, M - i0)),
-                       static_cast<int>(N), al, be);
-    }
+    for (int64_t j0 = 0; j0 < N; j0 += NR)
+      for (int64_t ir = 0; ir < n_ir; ++ir) {
+        const int64_t i0 = ir * MR;
+        Kern::ukr_direct(kc, A + i0 * a_rs + k0 * a_ks, a_rs, a_ks, B + k0 * rs_b + j0, rs_b,
+                         c + i0 * rsc + j0 * csc, rsc, csc,
+                         static_cast<int>(std::min<int64_t>(MR, M - i0)),
+                         static_cast<int>(std::min<int64_t>(NR, N - j0)), al, be);
+      }
   };
   if (nch == 1) return tiles(0, K, C, rs_c, cs_c, alpha, beta);
   // Partial products, chunk after chunk (M x N each); the calling thread's GEMM slot 2.
@@ -571,7 +575,8 @@ void gemm_driver(int64_t M, int64_t N, int64_t K, typename Kern::TC alpha, const
   if constexpr (has_direct<Kern>::value && std::is_same<TIn, TC>::value) {
     // Long K, small C, operands whose k rows are contiguous runs (driver_direct).
     const bool a_ok = cs_a == 1 || rs_a == 1, b_ok = cs_b == 1;
-    if (small_m && N <= Kern::NR && K >= kDirectMinK && a_ok && b_ok)
+    if (small_m && N <= std::min<int64_t>(kDirectMaxN, 3 * Kern::NR) && K >= kDirectMinK &&
+        a_ok && b_ok)
       return driver_direct<Kern>(M, N, K, alpha, A, rs_a, cs_a, B, rs_b, beta, C, rs_c, cs_c, nt);
   }
   const bool row_major_a = Kern::kRowA && cs_a == 1;
