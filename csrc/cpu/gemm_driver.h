@@ -503,11 +503,15 @@ inline int64_t direct_chunk(int64_t M, int64_t N, size_t elem) {
   return std::max<int64_t>(256, std::min<int64_t>(8192, rows));
 }
 
-// Long K, small C (M <= kSmallM, N <= 64, see kDirectMaxN): Gram matrices X^T X, A^T B with few columns. The
-// packed drivers would copy all of A and B into panels for a few FMAs per element (a 20 x 20
-// Gram of 100000 rows: one pass to pack, one to compute); here the kernel reads A (row-major,
-// or transposed: k rows of m contiguous elements) and B's rows where they are, one K chunk per
-// task, and the chunks' partial products are summed in chunk order.
+// Long K, small C (M <= kSmallM, N <= 64, see kDirectMaxN): Gram matrices X^T X, A^T B with
+// few columns. The packed drivers would copy all of A and B into panels for a few FMAs per
+// element (a 20 x 20 Gram of 100000 rows: one pass to pack, one to compute); here the kernel
+// reads A (row-major, or transposed: k rows of m contiguous elements) and B's rows where they
+// are, one K chunk per task. Chunks go in rounds of kDirectRound: the threads compute a round's
+// partial products, then add them, element by element, to the running sum in chunk order. So
+// the scratch stays (kDirectRound + 1) x M x N whatever K is, and the bits match one thread's.
+constexpr int64_t kDirectRound = 16;
+
 template <class Kern, typename T>
 void driver_direct(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rs_a,
                    int64_t cs_a, const T* B, int64_t rs_b, T beta, T* C, int64_t rs_c,
@@ -528,20 +532,29 @@ void driver_direct(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t
       }
   };
   if (nch == 1) return tiles(0, K, C, rs_c, cs_c, alpha, beta);
-  // Partial products, chunk after chunk (M x N each); the calling thread's GEMM slot 2.
-  T* part = thread_scratch<T>(size_t(nch) * M * N, 2);
-#pragma omp parallel for num_threads(static_cast<int>(std::min<int64_t>(nt, nch))) \
-    schedule(static) if (nt > 1)
-  for (int64_t ch = 0; ch < nch; ++ch) {
-    const int64_t k0 = ch * chunk;
-    tiles(k0, std::min(chunk, K - k0), part + ch * M * N, N, 1, T(1), T(0));
+  const int64_t MN = M * N;
+  // A round's partial products, then the running sum; the calling thread's GEMM slot 2.
+  T* part = thread_scratch<T>(size_t(kDirectRound + 1) * MN, 2);
+  T* acc = part + kDirectRound * MN;
+#pragma omp parallel num_threads(static_cast<int>(std::min<int64_t>(nt, nch))) if (nt > 1)
+  for (int64_t r0 = 0; r0 < nch; r0 += kDirectRound) {
+    const int64_t g = std::min(kDirectRound, nch - r0);
+#pragma omp for schedule(static)
+    for (int64_t ch = 0; ch < g; ++ch) {
+      const int64_t k0 = (r0 + ch) * chunk;
+      tiles(k0, std::min(chunk, K - k0), part + ch * MN, N, 1, T(1), T(0));
+    }
+#pragma omp for schedule(static)
+    for (int64_t e = 0; e < MN; ++e) {
+      T sum = r0 == 0 ? part[e] : acc[e] + part[e];
+      for (int64_t ch = 1; ch < g; ++ch) sum += part[ch * MN + e];
+      acc[e] = sum;
+    }
   }
   for (int64_t i = 0; i < M; ++i)
     for (int64_t j = 0; j < N; ++j) {
-      T sum = part[i * N + j];
-      for (int64_t ch = 1; ch < nch; ++ch) sum += part[(ch * M + i) * N + j];
       T& dst = C[i * rs_c + j * cs_c];
-      dst = beta == T(0) ? alpha * sum : alpha * sum + beta * dst;
+      dst = beta == T(0) ? alpha * acc[i * N + j] : alpha * acc[i * N + j] + beta * dst;
     }
 }
 
