@@ -83,6 +83,7 @@ struct KernT {
   }
   // R rows x NVE of the panel's vectors (the packed panel keeps its NR stride per k).
   template <bool RA, int R, int NVE>
+  __attribute__((noinline))  // inlined into the drivers, edge tiles spilled (NOTES GEMM 19)
   static void ukr_rows(int64_t ks, const T* a, int64_t lda, const T* b, T* c, int64_t rs_c,
                        int64_t cs_c, int m, int n, T alpha, T beta) {
     typename O::V acc[R][NVE];

@@ -37,84 +37,8 @@ inline unsigned lane_mask(int n, int v) {
   return left >= L ? (1u << L) - 1 : left <= 0 ? 0u : (1u << left) - 1;
 }
 
-// Writes acc (MR rows x NV vectors of 16 floats) to C: masked columns, first m rows.
-template <int MR, int NV = 2>
-__attribute__((always_inline)) inline void store_f32(__m512 (&acc)[MR][NV], float* c, int64_t rs_c,
-                                                    int64_t cs_c, int m, int n, float alpha,
-                                                    float beta) {
-  if (cs_c == 1) {
-    __mmask16 km[NV];
-    for (int v = 0; v < NV; ++v) km[v] = __mmask16(lane_mask<16>(n, v));
-    const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
-    // Loops over the tile's rows unrolled with a break: a loop to the run-time m indexes acc
-    // with a variable, and where registers are short (the direct tiles) GCC then kept acc in
-    // memory and stored all of it on every k step.
-    if (n == 16 * NV) {  // full width: plain stores (a masked store costs more on Zen 4)
-#pragma GCC unroll 12
-      for (int i = 0; i < MR; ++i) {
-        if (i >= m) break;
-        float* row = c + i * rs_c;
-#pragma GCC unroll 4
-        for (int v = 0; v < NV; ++v) {
-          __m512 r = _mm512_mul_ps(acc[i][v], va);
-          if (beta != 0.f) r = _mm512_fmadd_ps(_mm512_loadu_ps(row + 16 * v), vb, r);
-          _mm512_storeu_ps(row + 16 * v, r);
-        }
-      }
-      return;
-    }
-#pragma GCC unroll 12
-    for (int i = 0; i < MR; ++i) {
-      if (i >= m) break;
-      float* row = c + i * rs_c;
-#pragma GCC unroll 4
-      for (int v = 0; v < NV; ++v) {
-        __m512 r = _mm512_mul_ps(acc[i][v], va);
-        if (beta != 0.f) r = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(km[v], row + 16 * v), vb, r);
-        _mm512_mask_storeu_ps(row + 16 * v, km[v], r);
-      }
-    }
-  } else {
-    alignas(64) float tile[MR * 16 * NV];
-#pragma GCC unroll 12
-    for (int i = 0; i < MR; ++i)
-#pragma GCC unroll 4
-      for (int v = 0; v < NV; ++v) _mm512_store_ps(tile + i * 16 * NV + 16 * v, acc[i][v]);
-    gemm_detail::store_tile_generic(tile, 16 * NV, c, rs_c, cs_c, m, n, alpha, beta);
-  }
-}
-
-// Writes acc (R rows x NVE vectors of 8 doubles) to C: masked columns, first m rows.
-template <int R, int NVE>
-__attribute__((always_inline)) inline void store_f64(__m512d (&acc)[R][NVE], double* c,
-                                                    int64_t rs_c, int64_t cs_c, int m, int n,
-                                                    double alpha, double beta) {
-  if (cs_c == 1) {
-    __mmask8 km[NVE];
-    for (int v = 0; v < NVE; ++v) km[v] = __mmask8(lane_mask<8>(n, v));
-    const __m512d va = _mm512_set1_pd(alpha), vb = _mm512_set1_pd(beta);
-#pragma GCC unroll 12
-    for (int i = 0; i < R; ++i) {
-      if (i >= m) break;
-      double* row = c + i * rs_c;
-#pragma GCC unroll 4
-      for (int v = 0; v < NVE; ++v) {
-        __m512d r = _mm512_mul_pd(acc[i][v], va);
-        if (beta != 0.0) r = _mm512_fmadd_pd(_mm512_maskz_loadu_pd(km[v], row + 8 * v), vb, r);
-        _mm512_mask_storeu_pd(row + 8 * v, km[v], r);
-      }
-    }
-  } else {
-    alignas(64) double tile[R * NVE * 8];
-#pragma GCC unroll 12
-    for (int i = 0; i < R; ++i)
-#pragma GCC unroll 4
-      for (int v = 0; v < NVE; ++v) _mm512_store_pd(tile + (i * NVE + v) * 8, acc[i][v]);
-    gemm_detail::store_tile_generic(tile, NVE * 8, c, rs_c, cs_c, m, n, alpha, beta);
-  }
-}
-
-// Vector operations of one element type for the direct tile below.
+// Vector operations of one element type, so that one store and one direct tile serve fp32
+// and fp64.
 template <typename T>
 struct Zmm;
 template <>
@@ -122,29 +46,79 @@ struct Zmm<float> {
   using V = __m512;
   static constexpr int W = 16;
   static V zero() { return _mm512_setzero_ps(); }
-  static V loadm(unsigned k, const float* p) { return _mm512_maskz_loadu_ps(__mmask16(k), p); }
   static V set1(float x) { return _mm512_set1_ps(x); }
+  static V mul(V a, V b) { return _mm512_mul_ps(a, b); }
   static V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
-  template <int R, int NVE>
-  static void store(V (&acc)[R][NVE], float* c, int64_t rs_c, int64_t cs_c, int m, int n,
-                    float alpha, float beta) {
-    store_f32<R, NVE>(acc, c, rs_c, cs_c, m, n, alpha, beta);
-  }
+  static V loadu(const float* p) { return _mm512_loadu_ps(p); }
+  static V loadm(unsigned k, const float* p) { return _mm512_maskz_loadu_ps(__mmask16(k), p); }
+  static void store(float* p, V v) { _mm512_store_ps(p, v); }
+  static void storeu(float* p, V v) { _mm512_storeu_ps(p, v); }
+  static void storem(unsigned k, float* p, V v) { _mm512_mask_storeu_ps(p, __mmask16(k), v); }
 };
 template <>
 struct Zmm<double> {
   using V = __m512d;
   static constexpr int W = 8;
   static V zero() { return _mm512_setzero_pd(); }
-  static V loadm(unsigned k, const double* p) { return _mm512_maskz_loadu_pd(__mmask8(k), p); }
   static V set1(double x) { return _mm512_set1_pd(x); }
+  static V mul(V a, V b) { return _mm512_mul_pd(a, b); }
   static V fma(V a, V b, V c) { return _mm512_fmadd_pd(a, b, c); }
-  template <int R, int NVE>
-  static void store(V (&acc)[R][NVE], double* c, int64_t rs_c, int64_t cs_c, int m, int n,
-                    double alpha, double beta) {
-    store_f64<R, NVE>(acc, c, rs_c, cs_c, m, n, alpha, beta);
-  }
+  static V loadu(const double* p) { return _mm512_loadu_pd(p); }
+  static V loadm(unsigned k, const double* p) { return _mm512_maskz_loadu_pd(__mmask8(k), p); }
+  static void store(double* p, V v) { _mm512_store_pd(p, v); }
+  static void storeu(double* p, V v) { _mm512_storeu_pd(p, v); }
+  static void storem(unsigned k, double* p, V v) { _mm512_mask_storeu_pd(p, __mmask8(k), v); }
 };
+
+// Writes acc (R rows x NV vectors) times alpha, plus beta times C (not read when beta is 0), to
+// C: the first m rows and n columns. The loops over the rows are unrolled with a break: a loop
+// to the run-time m indexes acc with a variable, and where registers are short (the direct
+// tiles) GCC then kept acc in memory and stored all of it on every k step.
+template <int R, int NV, typename T>
+__attribute__((always_inline)) inline void store_tile(typename Zmm<T>::V (&acc)[R][NV], T* c,
+                                                      int64_t rs_c, int64_t cs_c, int m, int n,
+                                                      T alpha, T beta) {
+  using O = Zmm<T>;
+  constexpr int W = O::W;
+  if (cs_c != 1) {
+    alignas(64) T tile[R * NV * W];
+#pragma GCC unroll 12
+    for (int i = 0; i < R; ++i)
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) O::store(tile + (i * NV + v) * W, acc[i][v]);
+    gemm_detail::store_tile_generic(tile, NV * W, c, rs_c, cs_c, m, n, alpha, beta);
+    return;
+  }
+  const typename O::V va = O::set1(alpha), vb = O::set1(beta);
+  if (n == NV * W) {  // full width: plain loads and stores (a masked store costs more on Zen 4)
+#pragma GCC unroll 12
+    for (int i = 0; i < R; ++i) {
+      if (i >= m) break;
+      T* row = c + i * rs_c;
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) {
+        typename O::V r = O::mul(acc[i][v], va);
+        if (beta != T(0)) r = O::fma(O::loadu(row + W * v), vb, r);
+        O::storeu(row + W * v, r);
+      }
+    }
+    return;
+  }
+  unsigned km[NV];
+#pragma GCC unroll 4
+  for (int v = 0; v < NV; ++v) km[v] = lane_mask<W>(n, v);
+#pragma GCC unroll 12
+  for (int i = 0; i < R; ++i) {
+    if (i >= m) break;
+    T* row = c + i * rs_c;
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) {
+      typename O::V r = O::mul(acc[i][v], va);
+      if (beta != T(0)) r = O::fma(O::loadm(km[v], row + W * v), vb, r);
+      O::storem(km[v], row + W * v, r);
+    }
+  }
+}
 
 // Direct operands, for gemm_detail::driver_direct (a long K and a C of at most NR columns,
 // nothing packed): element (i, k) of A at a[i*a_rs + k*a_ks] (one of the two strides is 1:
@@ -191,7 +165,7 @@ struct DirectTile {
         for (int v = 0; v < NVE; ++v) acc[i][v] = O::fma(ai, bv[v], acc[i][v]);
       }
     }
-    O::template store<R, NVE>(acc, c, rs_c, cs_c, m, n, alpha, beta);
+    store_tile<R, NVE, T>(acc, c, rs_c, cs_c, m, n, alpha, beta);
   }
 };
 
@@ -227,6 +201,7 @@ struct KernF32T {
   }
   // R rows x NVE of the panel's NV vectors (the packed panel keeps its NR stride per k).
   template <bool RA, int R, int NVE>
+  __attribute__((noinline))  // inlined into the drivers, edge tiles spilled (NOTES GEMM 19)
   static void ukr_rows(int64_t ks, const float* a, int64_t lda, const float* b, float* c,
                        int64_t rs_c, int64_t cs_c, int m, int n, float alpha, float beta) {
     prefetch_c<16 * NVE>(c, rs_c, cs_c, m);
@@ -253,7 +228,7 @@ struct KernF32T {
       if constexpr (!RA) a += MR;
       b += NR;
     }
-    store_f32<R, NVE>(acc, c, rs_c, cs_c, m, n, alpha, beta);
+    store_tile<R, NVE, float>(acc, c, rs_c, cs_c, m, n, alpha, beta);
   }
   static constexpr bool kDirect = true;  // see DirectTile
   static void ukr_direct(int64_t ks, const float* a, int64_t a_rs, int64_t a_ks, const float* b,
@@ -287,6 +262,7 @@ struct KernBF16 {
   }
   // R rows x NVE of the panel's two vectors of 16 outputs (the packed panel keeps its stride).
   template <bool RA, int R, int NVE>
+  __attribute__((noinline))  // inlined into the drivers, edge tiles spilled (NOTES GEMM 19)
   static void ukr_rows(int64_t ks, const uint16_t* a, int64_t lda, const uint16_t* b, float* c,
                        int64_t rs_c, int64_t cs_c, int m, int n, float alpha, float beta,
                        gemm_detail::PfStream& pf) {
@@ -322,7 +298,7 @@ struct KernBF16 {
       if (two) pf.one();
     }
     pf.burst();
-    store_f32<R, NVE>(acc, c, rs_c, cs_c, m, n, alpha, beta);
+    store_tile<R, NVE, float>(acc, c, rs_c, cs_c, m, n, alpha, beta);
   }
 
   // Large M, N <= 64: 6 x 64 tiles reading float A in place, each (k, k+1) pair converted in
@@ -383,7 +359,7 @@ struct KernBF16 {
     }
     if (full < ks) step(full, true);
     pf.burst();
-    store_f32<R, NV>(acc, c, rs_c, cs_c, m, n, alpha, beta);
+    store_tile<R, NV, float>(acc, c, rs_c, cs_c, m, n, alpha, beta);
   }
 
   // Contiguous float -> bf16 (round to nearest even, as vcvtneps2bf16 does).
@@ -475,6 +451,7 @@ struct KernF64T {
   }
   // R rows x NVE of the panel's vectors (see KernF32T).
   template <bool RA, int R, int NVE>
+  __attribute__((noinline))  // inlined into the drivers, edge tiles spilled (NOTES GEMM 19)
   static void ukr_rows(int64_t ks, const double* a, int64_t lda, const double* b, double* c,
                        int64_t rs_c, int64_t cs_c, int m, int n, double alpha, double beta) {
     __m512d acc[R][NVE];
@@ -497,7 +474,7 @@ struct KernF64T {
       if constexpr (!RA) a += MR;
       b += NR;
     }
-    store_f64<R, NVE>(acc, c, rs_c, cs_c, m, n, alpha, beta);
+    store_tile<R, NVE, double>(acc, c, rs_c, cs_c, m, n, alpha, beta);
   }
   static constexpr bool kDirect = true;  // see DirectTile
   static void ukr_direct(int64_t ks, const double* a, int64_t a_rs, int64_t a_ks, const double* b,
