@@ -7,7 +7,8 @@ warning): once through a store loop bounded by the run-time row count, once when
 function was inlined into a driver. This reads `objdump -d` of the object files and reports,
 per function, the innermost loops (a backward jump with no other inside it) that contain at
 least 6 vector FMAs (vfmadd*, vdpbf16ps on ymm/zmm) and 2 or more stores of a ymm/zmm
-register to (%rbp)/(%rsp) offsets (scalar remainder loops are not counted). Usage, after tools/dev_build.sh:
+register to (%rbp)/(%rsp) offsets (scalar remainder loops are not counted). Usage, after
+tools/dev_build.sh:
 
     python3 tools/check_spills.py build/dev-off/CMakeFiles/bigmodel_cpu.dir/csrc/cpu/*.o
 
