@@ -30,7 +30,10 @@ struct Vec<float> {
   static V zero() { return _mm256_setzero_ps(); }
   static V load(const float* p) { return _mm256_load_ps(p); }
   static V loadu(const float* p) { return _mm256_loadu_ps(p); }
-  static V loadm(int valid, const float* p) {  // lanes >= valid read as zero, not touched
+  // Lanes >= valid read as zero, not touched. vmaskmov costs more than a plain load (the AVX2
+  // Gram products with full vectors ran 10-15% slower with it), so only when needed.
+  static V loadn(const float* p, int valid) {
+    if (valid >= W) return loadu(p);
     const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     return _mm256_maskload_ps(p, _mm256_cmpgt_epi32(_mm256_set1_epi32(valid), idx));
   }
@@ -48,7 +51,8 @@ struct Vec<double> {
   static V zero() { return _mm256_setzero_pd(); }
   static V load(const double* p) { return _mm256_load_pd(p); }
   static V loadu(const double* p) { return _mm256_loadu_pd(p); }
-  static V loadm(int valid, const double* p) {
+  static V loadn(const double* p, int valid) {
+    if (valid >= W) return loadu(p);
     const __m256i idx = _mm256_setr_epi64x(0, 1, 2, 3);
     return _mm256_maskload_pd(p, _mm256_cmpgt_epi64(_mm256_set1_epi64x(valid), idx));
   }
@@ -58,6 +62,47 @@ struct Vec<double> {
   static V mul(V a, V b) { return _mm256_mul_pd(a, b); }
   static void store(double* p, V v) { _mm256_store_pd(p, v); }
   static void storeu(double* p, V v) { _mm256_storeu_pd(p, v); }
+};
+
+// Writes acc (R rows x NV vectors) times alpha, plus beta times C (not read when beta is 0), to
+// the first m rows and n columns of C. Rows unrolled with a break: a loop to the run-time m made
+// GCC keep acc in memory and store all of it on every k step (half speed).
+template <int R, int NV, typename T>
+__attribute__((always_inline)) inline void store_tile(typename Vec<T>::V (&acc)[R][NV], T* c,
+                                                      int64_t rs_c, int64_t cs_c, int m, int n,
+                                                      T alpha, T beta) {
+  using O = Vec<T>;
+  if (cs_c == 1 && n == NV * O::W) {  // full-width rows: vector stores
+    const typename O::V va = O::set1(alpha), vb = O::set1(beta);
+#pragma GCC unroll 6
+    for (int i = 0; i < R; ++i) {
+      if (i >= m) break;
+      T* row = c + i * rs_c;
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; ++v) {
+        typename O::V r = O::mul(acc[i][v], va);
+        if (beta != T(0)) r = O::fma(O::loadu(row + O::W * v), vb, r);
+        O::storeu(row + O::W * v, r);
+      }
+    }
+    return;
+  }
+  alignas(32) T tile[R * NV * O::W];
+#pragma GCC unroll 6
+  for (int i = 0; i < R; ++i)
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) O::store(tile + (i * NV + v) * O::W, acc[i][v]);
+  gemm_detail::store_tile_generic(tile, NV * O::W, c, rs_c, cs_c, m, n, alpha, beta);
+}
+
+// The vector operations as gemm_detail::DirectTile wants them.
+template <typename T>
+struct VecOps : Vec<T> {
+  template <int R, int NV>
+  static void store(typename Vec<T>::V (&acc)[R][NV], T* c, int64_t rs_c, int64_t cs_c, int m,
+                    int n, T alpha, T beta) {
+    store_tile<R, NV, T>(acc, c, rs_c, cs_c, m, n, alpha, beta);
+  }
 };
 
 // MR x (NV * lanes) tile of T. RA: A row-major (a[i*lda + k], rows >= m clamped to the last
@@ -106,78 +151,14 @@ struct KernT {
       if constexpr (!RA) a += MR;
       b += NR;
     }
-    store<R, NVE>(acc, c, rs_c, cs_c, m, n, alpha, beta);
+    store_tile<R, NVE, T>(acc, c, rs_c, cs_c, m, n, alpha, beta);
   }
-  template <int R, int NVE>
-  __attribute__((always_inline)) static void store(typename O::V (&acc)[R][NVE], T* c,
-                                                   int64_t rs_c, int64_t cs_c, int m, int n,
-                                                   T alpha, T beta) {
-    if (cs_c == 1 && n == NVE * O::W) {  // full-width rows: vector stores
-      const typename O::V va = O::set1(alpha), vb = O::set1(beta);
-      // Unrolled with constant indices: a loop to the run-time m made GCC keep acc in memory
-      // and store all of it on every k step (half speed).
-#pragma GCC unroll 6
-      for (int i = 0; i < R; ++i) {
-        if (i >= m) break;
-        T* row = c + i * rs_c;
-#pragma GCC unroll 2
-        for (int v = 0; v < NVE; ++v) {
-          typename O::V r = O::mul(acc[i][v], va);
-          if (beta != T(0)) r = O::fma(O::loadu(row + O::W * v), vb, r);
-          O::storeu(row + O::W * v, r);
-        }
-      }
-      return;
-    }
-    alignas(32) T tile[R * NVE * O::W];
-#pragma GCC unroll 6
-    for (int i = 0; i < R; ++i)
-#pragma GCC unroll 2
-      for (int v = 0; v < NVE; ++v) O::store(tile + (i * NVE + v) * O::W, acc[i][v]);
-    gemm_detail::store_tile_generic(tile, NVE * O::W, c, rs_c, cs_c, m, n, alpha, beta);
-  }
-
-  // Direct operands for gemm_detail::driver_direct (as the AVX-512 DirectTile): A element (i, k)
-  // at a[i*a_rs + k*a_ks], row k of B at b + k*ldb, its n valid columns read by masked loads.
-  static constexpr bool kDirect = true;
+  static constexpr bool kDirect = true;  // see gemm_detail::DirectTile
   static void ukr_direct(int64_t ks, const T* a, int64_t a_rs, int64_t a_ks, const T* b,
                          int64_t ldb, T* c, int64_t rs_c, int64_t cs_c, int m, int n, T alpha,
                          T beta) {
-    with_rows<MR>(m, [&](auto r) {
-      with_vecs<NV, O::W>(n, [&](auto v) {
-        direct_rows<decltype(r)::value, decltype(v)::value>(ks, a, a_rs, a_ks, b, ldb, c, rs_c,
-                                                            cs_c, m, n, alpha, beta);
-      });
-    });
-  }
-  template <int R, int NVE>  // not inlined: see DirectTile::rows in gemm_avx512.cpp
-  __attribute__((noinline)) static void direct_rows(int64_t ks, const T* a, int64_t a_rs,
-                                                    int64_t a_ks, const T* b, int64_t ldb, T* c,
-                                                    int64_t rs_c, int64_t cs_c, int m, int n,
-                                                    T alpha, T beta) {
-    typename O::V acc[R][NVE];
-#pragma GCC unroll 6
-    for (int i = 0; i < R; ++i)
-#pragma GCC unroll 2
-      for (int v = 0; v < NVE; ++v) acc[i][v] = O::zero();
-    const T* ar[R];
-    clamped_rows(ar, a, a_rs, m);
-    const bool full = n == NVE * O::W;
-    int64_t ka = 0;
-    for (int64_t k = 0; k < ks; ++k, ka += a_ks, b += ldb) {
-      typename O::V bv[NVE];
-#pragma GCC unroll 2
-      for (int v = 0; v < NVE; ++v)
-        bv[v] = full || v + 1 < NVE ? O::loadu(b + O::W * v)
-                                    : O::loadm(n - O::W * v, b + O::W * v);
-#pragma GCC unroll 6
-      for (int i = 0; i < R; ++i) {
-        const typename O::V ai = O::bcast(ar[i] + ka);
-#pragma GCC unroll 2
-        for (int v = 0; v < NVE; ++v) acc[i][v] = O::fma(ai, bv[v], acc[i][v]);
-      }
-    }
-    store<R, NVE>(acc, c, rs_c, cs_c, m, n, alpha, beta);
+    gemm_detail::DirectTile<VecOps<T>, T, MR, NV>::run(ks, a, a_rs, a_ks, b, ldb, c, rs_c, cs_c, m,
+                                                       n, alpha, beta);
   }
 };
 

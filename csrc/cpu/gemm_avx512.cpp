@@ -120,52 +120,18 @@ __attribute__((always_inline)) inline void store_tile(typename Zmm<T>::V (&acc)[
   }
 }
 
-// Direct operands, for gemm_detail::driver_direct (a long K and a C of at most NR columns,
-// nothing packed): element (i, k) of A at a[i*a_rs + k*a_ks] (one of the two strides is 1:
-// row-major A, or a transposed one read k row by k row), row k of B at b + k*ldb with its
-// n <= NR valid columns read by masked loads. Rows >= m of A are clamped to the last valid one.
-// An MR x NR tile of T as the packed kernels use, the same edge tiles.
-template <typename T, int MR, int NV>
-struct DirectTile {
+// The fp32 / fp64 vector operations as gemm_detail::DirectTile wants them.
+template <typename T>
+struct ZmmOps : Zmm<T> {
   using O = Zmm<T>;
-  static void run(int64_t ks, const T* a, int64_t a_rs, int64_t a_ks, const T* b, int64_t ldb,
-                  T* c, int64_t rs_c, int64_t cs_c, int m, int n, T alpha, T beta) {
-    with_rows<MR>(m, [&](auto r) {
-      with_vecs<NV, O::W>(n, [&](auto v) {
-        rows<decltype(r)::value, decltype(v)::value>(ks, a, a_rs, a_ks, b, ldb, c, rs_c, cs_c, m,
-                                                     n, alpha, beta);
-      });
-    });
+  static typename O::V bcast(const T* p) { return O::set1(*p); }
+  static typename O::V loadn(const T* p, int valid) {
+    return O::loadm(valid >= O::W ? (1u << O::W) - 1 : (1u << valid) - 1, p);
   }
-  // Not inlined: inlined into the driver's loops, some instantiations had their accumulators
-  // spilled and stored on every k step (20000x33 fp32 ran at half speed).
-  template <int R, int NVE>
-  __attribute__((noinline)) static void rows(int64_t ks, const T* a, int64_t a_rs, int64_t a_ks,
-                                             const T* b, int64_t ldb, T* c, int64_t rs_c,
-                                             int64_t cs_c, int m, int n, T alpha, T beta) {
-    typename O::V acc[R][NVE];
-#pragma GCC unroll 12
-    for (int i = 0; i < R; ++i)
-#pragma GCC unroll 4
-      for (int v = 0; v < NVE; ++v) acc[i][v] = O::zero();
-    const T* ar[R];
-    clamped_rows(ar, a, a_rs, m);
-    unsigned km[NVE];
-#pragma GCC unroll 4
-    for (int v = 0; v < NVE; ++v) km[v] = lane_mask<O::W>(n, v);
-    int64_t ka = 0;
-    for (int64_t k = 0; k < ks; ++k, ka += a_ks, b += ldb) {
-      typename O::V bv[NVE];
-#pragma GCC unroll 4
-      for (int v = 0; v < NVE; ++v) bv[v] = O::loadm(km[v], b + O::W * v);
-#pragma GCC unroll 12
-      for (int i = 0; i < R; ++i) {
-        const typename O::V ai = O::set1(ar[i][ka]);
-#pragma GCC unroll 4
-        for (int v = 0; v < NVE; ++v) acc[i][v] = O::fma(ai, bv[v], acc[i][v]);
-      }
-    }
-    store_tile<R, NVE, T>(acc, c, rs_c, cs_c, m, n, alpha, beta);
+  template <int R, int NV>
+  static void store(typename O::V (&acc)[R][NV], T* c, int64_t rs_c, int64_t cs_c, int m, int n,
+                    T alpha, T beta) {
+    store_tile<R, NV, T>(acc, c, rs_c, cs_c, m, n, alpha, beta);
   }
 };
 
@@ -230,11 +196,12 @@ struct KernF32T {
     }
     store_tile<R, NVE, float>(acc, c, rs_c, cs_c, m, n, alpha, beta);
   }
-  static constexpr bool kDirect = true;  // see DirectTile
+  static constexpr bool kDirect = true;  // see gemm_detail::DirectTile
   static void ukr_direct(int64_t ks, const float* a, int64_t a_rs, int64_t a_ks, const float* b,
                          int64_t ldb, float* c, int64_t rs_c, int64_t cs_c, int m, int n,
                          float alpha, float beta) {
-    DirectTile<float, MR, NV>::run(ks, a, a_rs, a_ks, b, ldb, c, rs_c, cs_c, m, n, alpha, beta);
+    gemm_detail::DirectTile<ZmmOps<float>, float, MR, NV>::run(ks, a, a_rs, a_ks, b, ldb, c,
+                                                               rs_c, cs_c, m, n, alpha, beta);
   }
 };
 using KernF32 = KernF32T<BM_F32_MR, BM_F32_NV>;
@@ -476,11 +443,13 @@ struct KernF64T {
     }
     store_tile<R, NVE, double>(acc, c, rs_c, cs_c, m, n, alpha, beta);
   }
-  static constexpr bool kDirect = true;  // see DirectTile
+  static constexpr bool kDirect = true;  // see gemm_detail::DirectTile
   static void ukr_direct(int64_t ks, const double* a, int64_t a_rs, int64_t a_ks, const double* b,
                          int64_t ldb, double* c, int64_t rs_c, int64_t cs_c, int m, int n,
                          double alpha, double beta) {
-    DirectTile<double, MR, NV>::run(ks, a, a_rs, a_ks, b, ldb, c, rs_c, cs_c, m, n, alpha, beta);
+    gemm_detail::DirectTile<ZmmOps<double>, double, MR, NV>::run(ks, a, a_rs, a_ks, b, ldb, c,
+                                                                 rs_c, cs_c, m, n, alpha,
+                                                                 beta);
   }
 };
 #ifndef BM_F64_MR

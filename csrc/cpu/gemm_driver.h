@@ -653,6 +653,56 @@ inline void clamped_rows(const P* (&ar)[R], const T* a, int64_t lda, int m) {
   for (int i = 0; i < R; ++i) ar[i] = reinterpret_cast<const P*>(a + (i < m ? i : m - 1) * lda);
 }
 
+// The micro-kernel of driver_direct, written once for every ISA. Element (i, k) of A at
+// a[i*a_rs + k*a_ks] (one of the two strides is 1: row-major A, or a transposed one read k row
+// by k row), row k of B at b + k*ldb with its n valid columns (the last vector's lanes past n
+// neither read nor counted). Rows >= m of A are clamped to the last valid one. An MR x NV-vector
+// tile as the packed kernels use, the same edge tiles. Ops: the translation unit's vector
+// operations on T -- V, W (lanes), zero(), bcast(const T*), fma(a, b, c), loadu(const T*),
+// loadn(const T*, valid lanes) and store<R, NV>(acc, c, rs_c, cs_c, m, n, alpha, beta).
+template <class Ops, typename T, int MR, int NV>
+struct DirectTile {
+  static void run(int64_t ks, const T* a, int64_t a_rs, int64_t a_ks, const T* b, int64_t ldb,
+                  T* c, int64_t rs_c, int64_t cs_c, int m, int n, T alpha, T beta) {
+    with_rows<MR>(m, [&](auto r) {
+      with_vecs<NV, Ops::W>(n, [&](auto v) {
+        rows<decltype(r)::value, decltype(v)::value>(ks, a, a_rs, a_ks, b, ldb, c, rs_c, cs_c, m,
+                                                     n, alpha, beta);
+      });
+    });
+  }
+  // Not inlined: inlined into the driver's loops, some instantiations had their accumulators
+  // spilled and stored on every k step (20000x33 fp32 ran at half speed).
+  template <int R, int NVE>
+  __attribute__((noinline)) static void rows(int64_t ks, const T* a, int64_t a_rs, int64_t a_ks,
+                                             const T* b, int64_t ldb, T* c, int64_t rs_c,
+                                             int64_t cs_c, int m, int n, T alpha, T beta) {
+    constexpr int W = Ops::W;
+    typename Ops::V acc[R][NVE];
+#pragma GCC unroll 12
+    for (int i = 0; i < R; ++i)
+#pragma GCC unroll 4
+      for (int v = 0; v < NVE; ++v) acc[i][v] = Ops::zero();
+    const T* ar[R];
+    clamped_rows(ar, a, a_rs, m);
+    const int last = n - W * (NVE - 1);  // valid lanes of the last vector, 1..W
+    int64_t ka = 0;
+    for (int64_t k = 0; k < ks; ++k, ka += a_ks, b += ldb) {
+      typename Ops::V bv[NVE];
+#pragma GCC unroll 4
+      for (int v = 0; v + 1 < NVE; ++v) bv[v] = Ops::loadu(b + W * v);
+      bv[NVE - 1] = Ops::loadn(b + W * (NVE - 1), last);
+#pragma GCC unroll 12
+      for (int i = 0; i < R; ++i) {
+        const typename Ops::V ai = Ops::bcast(ar[i] + ka);
+#pragma GCC unroll 4
+        for (int v = 0; v < NVE; ++v) acc[i][v] = Ops::fma(ai, bv[v], acc[i][v]);
+      }
+    }
+    Ops::template store<R, NVE>(acc, c, rs_c, cs_c, m, n, alpha, beta);
+  }
+};
+
 // Stores an MR x NR accumulator tile held in a plain array (edge tiles and strided C).
 template <typename TC>
 inline void store_tile_generic(const TC* tile, int ld, TC* c, int64_t rs_c, int64_t cs_c, int m,
