@@ -99,8 +99,8 @@ __attribute__((always_inline)) inline void store_tile(typename Vec<T>::V (&acc)[
 template <typename T>
 struct VecOps : Vec<T> {
   template <int R, int NV>
-  static void store(typename Vec<T>::V (&acc)[R][NV], T* c, int64_t rs_c, int64_t cs_c, int m,
-                    int n, T alpha, T beta) {
+  static void tile_store(typename Vec<T>::V (&acc)[R][NV], T* c, int64_t rs_c, int64_t cs_c,
+                         int m, int n, T alpha, T beta) {
     store_tile<R, NV, T>(acc, c, rs_c, cs_c, m, n, alpha, beta);
   }
 };

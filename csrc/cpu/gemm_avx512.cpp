@@ -129,8 +129,8 @@ struct ZmmOps : Zmm<T> {
     return O::loadm(valid >= O::W ? (1u << O::W) - 1 : (1u << valid) - 1, p);
   }
   template <int R, int NV>
-  static void store(typename O::V (&acc)[R][NV], T* c, int64_t rs_c, int64_t cs_c, int m, int n,
-                    T alpha, T beta) {
+  static void tile_store(typename O::V (&acc)[R][NV], T* c, int64_t rs_c, int64_t cs_c, int m,
+                         int n, T alpha, T beta) {
     store_tile<R, NV, T>(acc, c, rs_c, cs_c, m, n, alpha, beta);
   }
 };

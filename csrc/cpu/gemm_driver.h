@@ -659,7 +659,8 @@ inline void clamped_rows(const P* (&ar)[R], const T* a, int64_t lda, int m) {
 // neither read nor counted). Rows >= m of A are clamped to the last valid one. An MR x NV-vector
 // tile as the packed kernels use, the same edge tiles. Ops: the translation unit's vector
 // operations on T -- V, W (lanes), zero(), bcast(const T*), fma(a, b, c), loadu(const T*),
-// loadn(const T*, valid lanes) and store<R, NV>(acc, c, rs_c, cs_c, m, n, alpha, beta).
+// loadn(const T*, valid lanes) and tile_store<R, NV>(acc, c, rs_c, cs_c, m, n, alpha, beta)
+// (named apart from the vector store(T*, V) it would otherwise hide in a derived ops struct).
 template <class Ops, typename T, int MR, int NV>
 struct DirectTile {
   static void run(int64_t ks, const T* a, int64_t a_rs, int64_t a_ks, const T* b, int64_t ldb,
@@ -699,7 +700,7 @@ struct DirectTile {
         for (int v = 0; v < NVE; ++v) acc[i][v] = Ops::fma(ai, bv[v], acc[i][v]);
       }
     }
-    Ops::template store<R, NVE>(acc, c, rs_c, cs_c, m, n, alpha, beta);
+    Ops::template tile_store<R, NVE>(acc, c, rs_c, cs_c, m, n, alpha, beta);
   }
 };
 
